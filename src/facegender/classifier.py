@@ -1,0 +1,62 @@
+"""The ONNX Runtime classifier: loads a model (verified), reads its preprocessing from the
+metadata, and turns batches of face arrays into probabilities. No PyTorch needed."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .preprocess import Preprocess
+
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "facegender-default.onnx"
+
+
+class ModelError(Exception):
+    """The model file is missing, damaged or not a facegender model: one clear message."""
+
+
+def verify(path: Path) -> None:
+    """Compare the file with its `.sha256` sidecar, when one exists (export writes one)."""
+    sidecar = path.with_name(path.name + ".sha256")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    if sidecar.exists():
+        expected = sidecar.read_text().split()[0]
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            raise ModelError(f"model file {path} is damaged: sha256 {actual[:12]}... does not match "
+                             f"{sidecar.name} ({expected[:12]}...); reinstall or re-export it")
+    elif path.resolve() == DEFAULT_MODEL.resolve():
+        raise ModelError(f"the shipped model's checksum file {sidecar} is missing; reinstall facegender")
+
+
+class Classifier:
+    """A face-gender model: `predict(uint8 NxHxWx3) -> float32 Nx2` probabilities (male, female)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, threads: int = 0):
+        import onnxruntime as ort
+
+        self.path = Path(path) if path else DEFAULT_MODEL
+        verify(self.path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            meta = json.loads(self.session.get_modelmeta().custom_metadata_map["facegender"])
+        except KeyError:
+            raise ModelError(f"{self.path} is an ONNX model without facegender metadata (export it with `facegender export`)")
+        except Exception as e:
+            raise ModelError(f"cannot load model {self.path}: {str(e).splitlines()[0][:300]}")
+        self.meta = meta
+        self.labels = tuple(meta["labels"])
+        self.pre = Preprocess(meta["width"], meta["height"], tuple(meta["mean"]), tuple(meta["std"]))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self.session.run(None, {self.input_name: self.pre.normalize(faces)})[0]

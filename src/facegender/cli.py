@@ -1,0 +1,140 @@
+"""`facegender VERB ...`: each verb is a thin wrapper over one public function."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+
+def _process(a) -> int:
+    from .classifier import ModelError
+    from .pipeline import EXIT_CANNOT_RUN, ProcessOptions, process_folder, summary_dict
+    from .results import OutputError
+
+    opts = ProcessOptions(output=a.output, details=a.details, model=a.model, recursive=a.recursive,
+                          resume=a.resume, batch_size=a.batch_size, threads=a.threads, progress=not a.quiet,
+                          annotate=a.annotate)
+    try:
+        if a.detect:
+            from .detect import FaceDetector
+            opts.detector = FaceDetector(max_faces=a.max_faces)
+        summary = process_folder(a.folder, opts)
+    except (ModelError, OutputError, FileNotFoundError) as e:
+        print(f"facegender: error: {e}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    s = summary_dict(summary)
+    done = summary.classified + summary.resumed
+    rate = summary.classified / max(sum(summary.seconds.values()), 1e-9)
+    print(f"{done} of {summary.inputs} files classified ({summary.resumed} from before), {summary.failed} failed; "
+          f"results in {a.output}" + (f", details in {a.details}" if a.details else ""), file=sys.stderr)
+    if summary.failed:
+        print("failures by reason: " + ", ".join(f"{k}: {v}" for k, v in summary.errors.items())
+              + ("" if a.details else " (per-file messages: --details FILE)"), file=sys.stderr)
+    for note in summary.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not a.quiet:
+        print("stage seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()), file=sys.stderr)
+    if summary.interrupted:
+        print("interrupted: finished results were saved; run again with --resume to continue", file=sys.stderr)
+    return summary.exit_code
+
+
+def _prepare(a) -> int:
+    from .prepare import prepare
+
+    print(json.dumps(prepare(a.roots, a.out, a.val_ratio, a.seed), indent=2))
+    return 0
+
+
+def _train(a) -> int:
+    from .train import TrainConfig, train
+
+    given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
+    summary = train(TrainConfig(**given))
+    print(f"best val accuracy {summary['best_val_acc']:.4f} at epoch {summary['best_epoch']}")
+    return 0
+
+
+def _export(a) -> int:
+    from .export import export
+
+    card = json.loads(open(a.card).read()) if a.card else None
+    meta = export(a.checkpoint, a.out, flip=a.flip, card=card)
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def _evaluate(a) -> int:
+    from .evaluate import evaluate_cli
+
+    return evaluate_cli(a)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facegender", description="Tell a face's gender from a photo.")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    s = sub.add_parser("process", help="classify every image in a folder -> process_results.json",
+                       description="Exit codes: 0 all classified, 1 some failed, 2 bad command line, "
+                                   "3 none classified, 4 could not run (folder, model or output), 130 interrupted.")
+    s.add_argument("folder")
+    s.add_argument("-o", "--output", default="process_results.json", help="file name -> gender JSON (default %(default)s)")
+    s.add_argument("--details", help="also write a JSON with probabilities, per-file errors and the summary")
+    s.add_argument("--model", help="ONNX model exported by `facegender export` (default: the shipped model)")
+    s.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    s.add_argument("--resume", action="store_true", help="keep the results already in --output; do the rest")
+    s.add_argument("--detect", action="store_true", help="find faces in ordinary photos instead of taking face crops")
+    s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N largest faces (0 = all)")
+    s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=_process)
+
+    s = sub.add_parser("prepare", help="class folders -> seeded, person-disjoint train.csv / val.csv")
+    s.add_argument("roots", nargs="+", help="folders holding male/ and female/ (and maybe labels.csv)")
+    s.add_argument("--out", default="manifests")
+    s.add_argument("--val-ratio", type=float, default=0.1)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(run=_prepare)
+
+    s = sub.add_parser("train", help="train a registered model on manifests (see models.REGISTRY)")
+    s.add_argument("--model", dest="model")
+    s.add_argument("--train", dest="train_manifest")
+    s.add_argument("--val", dest="val_manifest")
+    s.add_argument("--out", dest="out_dir")
+    s.add_argument("--mode", choices=["finetune", "feature"])
+    s.add_argument("--weights", help="start from this checkpoint instead of ImageNet weights")
+    s.add_argument("--resume", action="store_true", default=None)
+    for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
+                       ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
+                       ("patience", int), ("workers", int)]:
+        s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    s.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    s.set_defaults(run=_train)
+
+    s = sub.add_parser("export", help="checkpoint -> ONNX with preprocessing and card metadata")
+    s.add_argument("checkpoint")
+    s.add_argument("--out", default="model.onnx")
+    s.add_argument("--flip", action="store_true", help="average over the image and its mirror (2x cost)")
+    s.add_argument("--card", help="JSON file of model-card facts (data, metrics) to embed")
+    s.set_defaults(run=_export)
+
+    s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")
+    s.add_argument("data", help="a manifest CSV, or a folder with male/ and female/")
+    s.add_argument("--model", help="ONNX model (default: the shipped model)")
+    s.add_argument("--crop", type=float, default=1.0, help="evaluate on centre crops of this fraction (tight: 0.65)")
+    s.add_argument("--out", default="evaluation", help="folder for report.json, report.md and plots")
+    s.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many images")
+    s.set_defaults(run=_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

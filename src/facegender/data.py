@@ -1,0 +1,79 @@
+"""Training data: a manifest-backed PyTorch Dataset with face-framing augmentation.
+
+Augmentation varies what the evaluation varies: crop tightness and position, scale
+(low resolution), blur, JPEG quality, small rotations and colour, so the model holds up on
+tight crops and loose frames alike. Colour is done on the batch in `color_jitter`.
+"""
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+from torch.utils.data import Dataset
+
+from .images import load_rgb
+from .manifest import Row
+from .preprocess import Preprocess
+
+
+def augment(img: Image.Image, row: Row, pre: Preprocess) -> np.ndarray:
+    """A random view of the face, in the model's input geometry (uint8 HxWx3)."""
+    if random.random() < 0.3:
+        img = img.rotate(random.uniform(-12, 12), resample=Image.BILINEAR)
+    fraction = random.uniform(row.min_crop, 1.0)
+    shift = (random.uniform(-0.06, 0.06), random.uniform(-0.06, 0.06))
+    out = Image.fromarray(pre.fit(img, fraction, shift, row.x_stretch))
+    if random.random() < 0.25:  # low-resolution source: down to 35-80%, back up
+        s = random.uniform(0.35, 0.8)
+        out = out.resize((max(8, int(pre.width * s)), max(8, int(pre.height * s))), Image.BILINEAR)
+        out = out.resize((pre.width, pre.height), Image.BILINEAR)
+    if random.random() < 0.1:
+        out = out.filter(ImageFilter.GaussianBlur(random.uniform(0.3, 1.2)))
+    if random.random() < 0.25:
+        buf = io.BytesIO()
+        out.save(buf, "JPEG", quality=random.randint(25, 90))
+        out = Image.open(buf).convert("RGB")
+    if random.random() < 0.5:
+        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+    return np.asarray(out, dtype=np.uint8)
+
+
+class FaceDataset(Dataset):
+    """Items are (uint8 3xHxW tensor, label); `crop` < 1 evaluates on tighter centre crops."""
+
+    def __init__(self, rows: list[Row], pre: Preprocess, train: bool, crop: float = 1.0):
+        self.rows, self.pre, self.train, self.crop = rows, pre, train, crop
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = self.rows[i]
+        img = load_rgb(row.path)
+        arr = augment(img, row, self.pre) if self.train else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label
+
+
+def color_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-image brightness, contrast, saturation (sometimes grey) on a float [0,1] batch."""
+    n = x.shape[0]
+    u = lambda lo, hi: torch.empty(n, 1, 1, 1).uniform_(lo, hi, generator=generator)
+    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    sat = u(0.6, 1.4) * (torch.rand(n, 1, 1, 1, generator=generator) > 0.05)
+    x = gray + (x - gray) * sat
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(0.7, 1.3) + mean
+    return (x * u(0.7, 1.3)).clamp_(0, 1)
+
+
+def to_model_input(batch: torch.Tensor, pre: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 NCHW -> normalised float NCHW (channels_last), jittered when a generator is given."""
+    x = batch.float().div_(255)
+    if generator is not None:
+        x = color_jitter(x, generator)
+    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,75 @@
+"""Export a checkpoint to ONNX with everything inference needs in its metadata.
+
+The graph takes normalised float32 Nx3xHxW and returns class probabilities (softmax
+inside); the `facegender` metadata entry (JSON) carries labels, input size, mean/std and
+the model card facts. A `.sha256` file beside the model lets loading verify it.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from . import models
+from .manifest import CLASSES
+
+
+class WithSoftmax(torch.nn.Module):
+    """Probabilities out; with `flip`, averaged over the image and its mirror."""
+
+    def __init__(self, net: torch.nn.Module, flip: bool = False):
+        super().__init__()
+        self.net, self.flip = net, flip
+
+    def forward(self, x):
+        logits = self.net(x)
+        if self.flip:
+            logits = (logits + self.net(torch.flip(x, dims=[3]))) / 2
+        return torch.softmax(logits, dim=1)
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    net = models.get(ckpt["model_name"]).build(pretrained=False)
+    net.load_state_dict(ckpt["model"])
+    return net.eval(), ckpt
+
+
+def write_checksum(path: Path) -> str:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def export(checkpoint: str, out: str, flip: bool = False, card: dict | None = None) -> dict:
+    """Write `out` (.onnx) and `out.sha256`; returns the metadata written."""
+    import onnx
+
+    net, ckpt = load_checkpoint(checkpoint)
+    wrapped = WithSoftmax(net, flip).eval()
+    dummy = torch.zeros(1, 3, ckpt["height"], ckpt["width"])
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    torch.onnx.export(wrapped, dummy, str(tmp), input_names=["image"], output_names=["probabilities"],
+                      dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17, dynamo=False)
+    meta = {
+        "labels": list(CLASSES), "width": ckpt["width"], "height": ckpt["height"],
+        "mean": list(ckpt["mean"]), "std": list(ckpt["std"]), "architecture": ckpt["model_name"],
+        "flip_average": flip, "input": "RGB float32 Nx3xHxW, (x/255 - mean)/std; face box cut from the centre keeping aspect",
+        "checkpoint_epoch": ckpt.get("epoch"), "checkpoint_val_acc": ckpt.get("val_acc"),
+        "exported": datetime.date.today().isoformat(), **(card or {}),
+    }
+    model = onnx.load(str(tmp))
+    onnx.checker.check_model(model)
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "facegender", json.dumps(meta)
+    onnx.save(model, str(tmp))
+    tmp.replace(out_path)
+    meta["sha256"] = write_checksum(out_path)
+    meta["bytes"] = out_path.stat().st_size
+    return meta

@@ -1,0 +1,113 @@
+"""Decode any image input into an RGB PIL image, or raise ImageError with a stated reason.
+
+One function, `load_rgb`, is the only way images enter facegender, so training, evaluation
+and inference see pixels decoded the same way (EXIF orientation, modes, alpha, bombs).
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# A 30,000 x 30,000 image would need 2.7 GB as RGB; refuse anything over this many pixels
+# before decoding (the header alone tells the size, so the refusal costs no memory).
+MAX_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clearer error than PIL's warning
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a face
+
+
+class ImageError(Exception):
+    """A per-item failure: `reason` is a short machine-readable code, str() the details."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _open(source) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        if source.dtype != np.uint8 or source.ndim not in (2, 3):
+            raise ImageError("bad_array", f"expected a uint8 HxW or HxWxC array, got {source.dtype} {source.shape}")
+        return Image.fromarray(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("empty_file", "the image data is empty (0 bytes)")
+        fp = io.BytesIO(bytes(source))
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise ImageError("not_a_file", f"{path} is a directory")
+        try:
+            if path.stat().st_size == 0:
+                raise ImageError("empty_file", f"{path} is empty (0 bytes)")
+            fp = open(path, "rb")
+        except FileNotFoundError:
+            reason = "broken_symlink" if os.path.islink(path) else "not_found"
+            raise ImageError(reason, f"{path} does not exist" + (" (broken symlink)" if reason == "broken_symlink" else ""))
+        except PermissionError:
+            raise ImageError("permission_denied", f"{path} cannot be read (permission denied)")
+        except OSError as e:
+            raise ImageError("unreadable", f"{path}: {e}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(fp)
+    except UnidentifiedImageError:
+        raise ImageError("not_an_image", "not a recognised image format")
+    except Exception as e:  # PIL raises many kinds on garbage headers
+        raise ImageError("not_an_image", f"cannot read the image header: {e}")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float: rescale, PIL would clip
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))  # alpha over white
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, P
+
+
+def load_rgb(source, min_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode `source` (path, bytes, PIL image or uint8 array) to an upright RGB image.
+
+    `min_size` (w, h) lets JPEGs decode at a reduced scale (DCT draft mode) while staying at
+    least that large on both sides; this is most of the decode time saved for big photos.
+    """
+    img = _open(source)
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError("too_large", f"{w}x{h} pixels is over the limit of {MAX_PIXELS:,} (decompression bomb guard)")
+    if w < 1 or h < 1:
+        raise ImageError("empty_image", f"image has size {w}x{h}")
+    try:
+        if getattr(img, "is_animated", False):
+            img.seek(0)  # animated GIF/WebP/APNG: the first frame
+        if min_size is not None and img.format == "JPEG":
+            side = max(min_size)  # EXIF may swap axes; ask for the larger side on both
+            img.draft("RGB", (side, side))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        text = str(e)
+        reason = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
+        raise ImageError(reason, f"cannot decode the image: {text}")
+    except MemoryError:
+        raise ImageError("too_large", "not enough memory to decode the image")

@@ -1,0 +1,59 @@
+"""The manifest: a CSV of labelled images, the one format every stage reads and writes.
+
+Columns: path (relative to the manifest's folder, class folder included, as the original's
+"folder/name" first column), label (0 = male, 1 = female), then what evaluation and training
+need to know about the image's source.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+CLASSES = ("male", "female")  # index = label, as in the original task
+
+
+@dataclass
+class Row:
+    path: str  # image path, relative to the manifest's folder
+    label: int  # 0 = male, 1 = female
+    source: str = ""  # data set the image came from (its root folder's name)
+    group: str = ""  # who is in it: images of one group never straddle train/validation
+    x_stretch: float = 1.0  # >1: pixels stored stretched horizontally (squeezed frames)
+    min_crop: float = 0.85  # tightest centre crop (fraction) training may take of this framing
+    age: str = ""  # years, where the source says (UTKFace)
+    race: str = ""  # UTKFace race code, where the source says
+
+
+COLUMNS = [f.name for f in fields(Row)]
+
+
+def write(path: str | os.PathLike, rows: list[Row]) -> None:
+    """Write atomically, paths made relative to the manifest's folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            d = asdict(r)
+            d["path"] = os.path.relpath(r.path, path.parent.resolve())
+            w.writerow(d)
+    os.replace(tmp, path)
+
+
+def read(path: str | os.PathLike) -> list[Row]:
+    """Read a manifest; paths come back absolute."""
+    path = Path(path)
+    base = path.parent.resolve()
+    rows = []
+    with open(path, newline="") as f:
+        for d in csv.DictReader(f):
+            rows.append(Row(
+                path=str(base / d["path"]), label=int(d["label"]), source=d.get("source", ""),
+                group=d.get("group", ""), x_stretch=float(d.get("x_stretch") or 1.0),
+                min_crop=float(d.get("min_crop") or 0.85), age=d.get("age", ""), race=d.get("race", ""),
+            ))
+    return rows

@@ -1,0 +1,122 @@
+"""Turn class-folder trees (male/, female/) into seeded, person-disjoint train/val manifests.
+
+Label noise is handled here, in the open: byte-identical files with conflicting labels are
+dropped (and counted), identical copies with the same label are kept once, and a folder
+label that disagrees with the tree's labels.csv is reported. Nothing is skipped silently.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import manifest
+from .manifest import CLASSES, Row
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Framing:
+    x_stretch: float = 1.0  # horizontal stretch of the stored pixels
+    min_crop: float = 0.85  # tightest centre crop training may take: how loose the framing is
+
+
+# Geometry of the data sets in ../shared/data (see its README); any other tree is taken to
+# hold tight face crops, like the original task's data.
+KNOWN_FRAMINGS = {
+    "celeba-89x109": Framing(min_crop=0.55),  # aligned 178x218 frame: face is the middle ~60%
+    "celeba-64x64": Framing(x_stretch=218 / 178, min_crop=0.55),  # same frame squeezed to a square
+    "utkface": Framing(min_crop=0.75),  # aligned crop with some hair and background
+}
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def scan(root: Path, report: Counter) -> list[tuple[Row, str]]:
+    """Rows of one class-folder tree, each with its file hash."""
+    name = root.resolve().name
+    framing = KNOWN_FRAMINGS.get(name, Framing())
+    extra = {}
+    labels_csv = root / "labels.csv"
+    if labels_csv.exists():
+        with open(labels_csv, newline="") as f:
+            extra = {d["file"]: d for d in csv.DictReader(f)}
+    out = []
+    for label, cls in enumerate(CLASSES):
+        folder = root / cls
+        if not folder.is_dir():
+            raise SystemExit(f"{root} has no {cls}/ folder: prepare needs male/ and female/")
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
+                report[f"{name}: not an image file, left out"] += 1
+                continue
+            meta = extra.get(p.name, {})
+            if meta.get("gender") and meta["gender"] != cls:
+                report[f"{name}: folder label disagrees with labels.csv (folder kept)"] += 1
+            identity = meta.get("celeba_identity", "")
+            group = f"celeba:{identity}" if identity else f"{name}:{p.name}"
+            row = Row(path=str(p.resolve()), label=label, source=name, group=group,
+                      x_stretch=framing.x_stretch, min_crop=framing.min_crop,
+                      age=meta.get("age", ""), race=meta.get("race", ""))
+            out.append((row, _sha1(p)))
+    return out
+
+
+def deduplicate(items: list[tuple[Row, str]], report: Counter) -> list[Row]:
+    """Keep one copy of identical files; drop every copy of files whose labels conflict."""
+    by_hash = defaultdict(list)
+    for row, digest in items:
+        by_hash[digest].append(row)
+    kept = []
+    for rows in by_hash.values():
+        if len({r.label for r in rows}) > 1:
+            report["identical files with conflicting labels: all copies dropped"] += len(rows)
+            continue
+        report["identical copies with the same label: extra copies dropped"] += len(rows) - 1
+        kept.append(rows[0])
+    return sorted(kept, key=lambda r: r.path)
+
+
+def split(rows: list[Row], val_ratio: float, seed: int) -> tuple[list[Row], list[Row]]:
+    """Shuffle whole groups (people) with a seeded generator and fill validation to the ratio."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r.group].append(r)
+    keys = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    target = round(val_ratio * len(rows))
+    train, val = [], []
+    for i in order:
+        members = groups[keys[i]]
+        (val if len(val) < target else train).extend(members)
+    return sorted(train, key=lambda r: r.path), sorted(val, key=lambda r: r.path)
+
+
+def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 0) -> dict:
+    """Scan the trees, deduplicate, split by person and write train.csv / val.csv."""
+    report: Counter = Counter()
+    items = [item for root in roots for item in scan(Path(root), report)]
+    rows = deduplicate(items, report)
+    train, val = split(rows, val_ratio, seed)
+    out = Path(out_dir)
+    manifest.write(out / "train.csv", train)
+    manifest.write(out / "val.csv", val)
+    summary = {
+        "roots": [str(Path(r).resolve()) for r in roots], "seed": seed, "val_ratio": val_ratio,
+        "images_found": len(items), "train": len(train), "val": len(val),
+        "per_source": {s: {"train": sum(r.source == s for r in train), "val": sum(r.source == s for r in val)}
+                       for s in sorted({r.source for r in rows})},
+        "notes": dict(report),
+    }
+    tmp = out / "prepare_report.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out / "prepare_report.json")
+    return summary

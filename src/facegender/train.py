@@ -1,0 +1,180 @@
+"""Train a registered architecture on manifests; read top to bottom.
+
+Every epoch: a progress bar, one CSV log row (train/val loss and accuracy), `last.pt`
+(everything needed to resume) and, when validation accuracy improves, `best.pt`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import manifest, models
+from .data import FaceDataset, to_model_input
+from .preprocess import Preprocess
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mobilenet_v2"  # a name in models.REGISTRY
+    train_manifest: str = "manifests/train.csv"
+    val_manifest: str = "manifests/val.csv"
+    out_dir: str = "runs/default"  # checkpoints, log.csv, summary.json
+    mode: str = "finetune"  # "finetune" trains everything; "feature" only the new head
+    weights: str = ""  # start from this checkpoint (.pt) instead of ImageNet weights
+    resume: bool = False  # continue from out_dir/last.pt
+    # None below means "the architecture's recipe" (models.REGISTRY[model].recipe)
+    epochs: int | None = None  # passes over the training manifest
+    batch_size: int | None = None  # images per step
+    optimizer: str | None = None  # "sgd" or "adam"/"adamw"
+    lr: float | None = None  # peak learning rate
+    momentum: float | None = None  # SGD momentum
+    weight_decay: float | None = None  # decoupled for adamw, L2 for sgd
+    schedule: str | None = None  # "constant" or "cosine" (with one warm-up epoch fraction)
+    label_smoothing: float | None = None  # softens noisy labels (CelebA/UTKFace have some)
+    augment: bool | None = None  # crop/scale/blur/JPEG/colour augmentation
+    patience: int = 3  # stop after this many epochs without a better val accuracy
+    limit: int = 0  # use at most this many train images (and limit//4 val); 0 = all
+    seed: int = 0  # python, numpy, torch and the data order
+    workers: int = 1  # DataLoader processes (this machine has 2 cores)
+
+    def resolved(self) -> "TrainConfig":
+        recipe = {"momentum": 0.9, **models.get(self.model).recipe}
+        return TrainConfig(**{f.name: recipe.get(f.name) if getattr(self, f.name) is None else getattr(self, f.name)
+                              for f in fields(self)})
+
+
+def make_optimizer(cfg: TrainConfig, params):
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer in ("adam", "adamw"):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay if cfg.optimizer == "adamw" else 0.0)
+    raise SystemExit(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+
+
+def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.schedule == "constant":
+        return 1.0
+    warm = max(1, total // (cfg.epochs * 5))  # a fifth of the first epoch
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+@torch.no_grad()
+def evaluate(model, loader, pre: Preprocess, desc: str = "val") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a loader."""
+    model.eval()
+    loss_sum, correct, n = 0.0, 0, 0
+    for x, y in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+        logits = model(to_model_input(x, pre))
+        loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        n += len(y)
+    return loss_sum / max(n, 1), correct / max(n, 1)
+
+
+def train(cfg: TrainConfig) -> dict:
+    cfg = cfg.resolved()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    spec = models.get(cfg.model)
+    pre = Preprocess(spec.width, spec.height)
+
+    # data
+    train_rows, val_rows = manifest.read(cfg.train_manifest), manifest.read(cfg.val_manifest)
+    if cfg.limit:
+        train_rows = random.Random(cfg.seed).sample(train_rows, min(cfg.limit, len(train_rows)))
+        val_rows = random.Random(cfg.seed).sample(val_rows, min(max(cfg.limit // 4, 1), len(val_rows)))
+    loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    train_loader = DataLoader(FaceDataset(train_rows, pre, train=bool(cfg.augment)), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
+                              generator=torch.Generator().manual_seed(cfg.seed), **loader_args)
+    val_loader = DataLoader(FaceDataset(val_rows, pre, train=False), **{**loader_args, "batch_size": 128})
+
+    # model and optimiser
+    model = spec.build(pretrained=not cfg.weights)
+    if cfg.weights:
+        state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("model", state))
+    if cfg.mode == "feature":
+        for p in model.parameters():
+            p.requires_grad = False
+        for p in spec.head(model).parameters():
+            p.requires_grad = True
+    elif cfg.mode != "finetune":
+        raise SystemExit(f"unknown mode {cfg.mode!r}; choose finetune or feature")
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    total_steps = cfg.epochs * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total_steps))
+    start_epoch, best_acc, best_epoch, history = 1, -1.0, 0, []
+    if cfg.resume and (out / "last.pt").exists():
+        ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch, best_acc, best_epoch, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["best_epoch"], ckpt["history"]
+        print(f"resuming after epoch {ckpt['epoch']} (best val acc {best_acc:.4f})")
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    jitter = torch.Generator().manual_seed(cfg.seed + 1)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if epoch - best_epoch > cfg.patience and best_epoch:
+            print(f"early stop: no val accuracy gain for {cfg.patience} epochs")
+            break
+        t0 = time.time()
+        model.train()
+        if cfg.mode == "feature":
+            model.eval()  # frozen backbone: keep its BatchNorm statistics
+        loss_sum, correct, n = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
+        for x, y in bar:
+            logits = model(to_model_input(x, pre, jitter if cfg.augment else None))
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            n += len(y)
+            bar.set_postfix(loss=f"{loss_sum / n:.4f}", acc=f"{correct / n:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        val_loss, val_acc = evaluate(model, val_loader, pre)
+        row = dict(epoch=epoch, train_loss=round(loss_sum / max(n, 1), 5), train_acc=round(correct / max(n, 1), 5),
+                   val_loss=round(val_loss, 5), val_acc=round(val_acc, 5), lr=scheduler.get_last_lr()[0],
+                   seconds=round(time.time() - t0, 1))
+        history.append(row)
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        with open(out / "log.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            w.writeheader()
+            w.writerows(history)
+        meta = dict(model_name=cfg.model, width=spec.width, height=spec.height, mean=pre.mean, std=pre.std)
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            torch.save({"model": model.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
+            os.replace(out / "best.pt.tmp", out / "best.pt")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
+                    "history": history, **meta}, out / "last.pt.tmp")
+        os.replace(out / "last.pt.tmp", out / "last.pt")
+
+    summary = dict(config=asdict(cfg), best_epoch=best_epoch, best_val_acc=best_acc, history=history,
+                   train_images=len(train_rows), val_images=len(val_rows))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
