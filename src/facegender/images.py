@@ -46,18 +46,23 @@ def _open(source) -> Image.Image:
         try:
             if path.stat().st_size == 0:
                 raise ImageError("empty_file", f"{path} is empty (0 bytes)")
-            fp = open(path, "rb")
         except FileNotFoundError:
-            reason = "broken_symlink" if os.path.islink(path) else "not_found"
-            raise ImageError(reason, f"{path} does not exist" + (" (broken symlink)" if reason == "broken_symlink" else ""))
-        except PermissionError:
-            raise ImageError("permission_denied", f"{path} cannot be read (permission denied)")
+            if os.path.islink(path):
+                raise ImageError("broken_symlink", f"{path} is a symlink to a missing file") from None
+            raise ImageError("not_found", f"{path} does not exist") from None
         except OSError as e:
-            raise ImageError("unreadable", f"{path}: {e}")
+            raise ImageError("unreadable", f"{path}: {e.strerror or e}") from None
+        fp = path  # PIL opens (and after load, closes) the file itself
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return Image.open(fp)
+    except PermissionError:
+        raise ImageError("permission_denied", f"{source} cannot be read (permission denied)") from None
+    except FileNotFoundError:
+        raise ImageError("not_found", f"{source} disappeared before it could be read") from None
+    except IsADirectoryError:
+        raise ImageError("not_a_file", f"{source} is a directory") from None
     except UnidentifiedImageError:
         raise ImageError("not_an_image", "not a recognised image format")
     except Exception as e:  # PIL raises many kinds on garbage headers
@@ -105,9 +110,9 @@ def load_rgb(source, min_size: tuple[int, int] | None = None) -> Image.Image:
         return _to_rgb(img)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        text = str(e)
-        reason = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
-        raise ImageError(reason, f"cannot decode the image: {text}")
     except MemoryError:
         raise ImageError("too_large", "not enough memory to decode the image")
+    except Exception as e:  # PIL's decoders raise OSError, SyntaxError, ValueError, struct.error...
+        text = str(e) or type(e).__name__
+        reason = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
+        raise ImageError(reason, f"cannot decode the image: {text}")

@@ -52,7 +52,7 @@ def read(path: str | os.PathLike) -> list[Row]:
     with open(path, newline="") as f:
         for d in csv.DictReader(f):
             rows.append(Row(
-                path=str(base / d["path"]), label=int(d["label"]), source=d.get("source", ""),
+                path=os.path.normpath(base / d["path"]), label=int(d["label"]), source=d.get("source", ""),
                 group=d.get("group", ""), x_stretch=float(d.get("x_stretch") or 1.0),
                 min_crop=float(d.get("min_crop") or 0.85), age=d.get("age", ""), race=d.get("race", ""),
             ))

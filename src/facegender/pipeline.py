@@ -132,6 +132,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
 
     import numpy as np
 
+    save()  # fails now, not after the work, if the output cannot be written
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
     last_save = time.monotonic()

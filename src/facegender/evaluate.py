@@ -1,0 +1,145 @@
+"""`facegender evaluate`: a model's metrics on a manifest or class folders, overall and per
+subgroup (source, UTKFace age band and race), as JSON plus a Markdown report with plots."""
+from __future__ import annotations
+
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import manifest
+from .classifier import Classifier
+from .images import ImageError, load_rgb
+from .metrics import classification_metrics
+from .results import write_json_atomic
+
+RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Other"}
+AGE_BANDS = [(0, 12, "0-12"), (13, 17, "13-17"), (18, 29, "18-29"), (30, 44, "30-44"), (45, 59, "45-59"), (60, 200, "60+")]
+
+
+def load_rows(data: str, limit: int = 0, seed: int = 0) -> list[manifest.Row]:
+    if os.path.isdir(data):
+        from collections import Counter
+
+        from .prepare import scan
+        rows = [r for r, _ in scan(Path(data), Counter())]
+    else:
+        rows = manifest.read(data)
+    if limit and limit < len(rows):
+        rows = sorted(random.Random(seed).sample(rows, limit), key=lambda r: r.path)
+    return rows
+
+
+def predict_rows(rows, clf: Classifier, crop: float = 1.0, batch: int = 256) -> tuple[np.ndarray, list]:
+    """P(female) per row (NaN where the image failed) and the failures."""
+    def face(row):
+        try:
+            return clf.pre.fit(load_rgb(row.path), crop, x_stretch=row.x_stretch)
+        except ImageError as e:
+            return e
+    p = np.full(len(rows), np.nan)
+    failures = []
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for start in tqdm(range(0, len(rows), batch), desc="evaluate", unit="batch", leave=False):
+            faces = list(pool.map(face, rows[start:start + batch]))
+            ok = [i for i, f in enumerate(faces) if not isinstance(f, Exception)]
+            failures += [(rows[start + i].path, str(f)) for i, f in enumerate(faces) if isinstance(f, Exception)]
+            if ok:
+                p[[start + i for i in ok]] = clf.predict(np.stack([faces[i] for i in ok]))[:, 1]
+    return p, failures
+
+
+def age_band(age: str) -> str | None:
+    if not age:
+        return None
+    a = int(age)
+    return next(name for lo, hi, name in AGE_BANDS if lo <= a <= hi)
+
+
+def subgroups(rows, y, p) -> dict:
+    keys = {
+        "source": lambda r: r.source or None,
+        "age_band": lambda r: age_band(r.age),
+        "race": lambda r: RACES.get(r.race) if r.race else None,
+        "adult": lambda r: ("adult 18+" if int(r.age) >= 18 else "under 18") if r.age else None,
+    }
+    out = {}
+    for name, key in keys.items():
+        groups: dict = {}
+        for i, r in enumerate(rows):
+            g = key(r)
+            if g is not None:
+                groups.setdefault(g, []).append(i)
+        if groups:
+            out[name] = {g: {k: v for k, v in classification_metrics(y[idx], p[idx]).items()
+                             if k in ("count", "accuracy", "balanced_accuracy", "recall")}
+                         for g, idx in sorted(groups.items())}
+    return out
+
+
+def evaluate(data: str, model: str | None = None, crop: float = 1.0, limit: int = 0) -> dict:
+    clf = Classifier(model)
+    rows = load_rows(data, limit)
+    p, failures = predict_rows(rows, clf, crop)
+    ok = ~np.isnan(p)
+    rows = [r for r, k in zip(rows, ok) if k]
+    y, p = np.array([r.label for r in rows]), p[ok]
+    return {"data": str(data), "model": str(clf.path), "crop": crop, "failures": failures,
+            "overall": classification_metrics(y, p), "subgroups": subgroups(rows, y, p),
+            "_y": y, "_p": p}
+
+
+def plot_reliability(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = report["overall"]["calibration_bins"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0.5, 1], [0.5, 1], "k--", lw=1, label="perfect calibration")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="model")
+    ax.set_xlabel("confidence of predicted class")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability (ECE {report['overall']['ece']:.4f})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(report: dict) -> str:
+    o = report["overall"]
+    (tn, fp), (fn, tp) = o["confusion"]["rows_true_cols_pred"]
+    lines = [f"# Evaluation of `{Path(report['model']).name}` on `{report['data']}` (centre crop {report['crop']})", "",
+             "| metric | value |", "|---|---|"]
+    for k in ("count", "accuracy", "balanced_accuracy", "roc_auc", "log_loss", "ece"):
+        lines.append(f"| {k} | {o[k]:.4f} |" if isinstance(o[k], float) else f"| {k} | {o[k]} |")
+    lines += [f"| recall male / female | {o['recall']['male']:.4f} / {o['recall']['female']:.4f} |",
+              f"| failed images | {len(report['failures'])} |", "",
+              "Confusion (rows true, columns predicted):", "", "| | male | female |", "|---|---|---|",
+              f"| **male** | {tn} | {fp} |", f"| **female** | {fn} | {tp} |", "", "![reliability](reliability.png)", ""]
+    for name, groups in report["subgroups"].items():
+        lines += [f"## By {name}", "", "| group | count | accuracy | balanced accuracy |", "|---|---|---|---|"]
+        lines += [f"| {g} | {m['count']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |" for g, m in groups.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def evaluate_cli(a) -> int:
+    report = evaluate(a.data, a.model, a.crop, a.limit)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    public = {k: v for k, v in report.items() if not k.startswith("_")}
+    write_json_atomic(out / "report.json", public)
+    try:
+        plot_reliability(public, out / "reliability.png")
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install 'facegender[train]')")
+    (out / "report.md").write_text(markdown(public))
+    o = public["overall"]
+    print(f"accuracy {o['accuracy']:.4f}  balanced {o['balanced_accuracy']:.4f}  AUC {o['roc_auc']:.4f}  "
+          f"log loss {o['log_loss']:.4f}  ECE {o['ece']:.4f}  on {o['count']} images; report in {out}/report.md")
+    return 0

@@ -1,0 +1,66 @@
+import csv
+import filecmp
+import shutil
+from collections import defaultdict
+
+from facegender import manifest
+from facegender.prepare import prepare
+
+
+def test_split_is_deterministic_and_seeded(small_trees, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out, seed in ((a, 0), (b, 0), (c, 1)):
+        prepare([str(t) for t in small_trees], str(out), val_ratio=0.2, seed=seed)
+    assert filecmp.cmp(a / "val.csv", b / "val.csv", shallow=False)
+    assert filecmp.cmp(a / "train.csv", b / "train.csv", shallow=False)
+    assert not filecmp.cmp(a / "val.csv", c / "val.csv", shallow=False)
+
+
+def test_ratio_and_every_image_once(small_manifests, small_trees):
+    train, val = manifest.read(small_manifests / "train.csv"), manifest.read(small_manifests / "val.csv")
+    files = [p for t in small_trees for cls in ("male", "female") for p in (t / cls).iterdir()]
+    assert len(train) + len(val) == len(files)
+    assert abs(len(val) / len(files) - 0.2) < 0.03
+    assert not {r.path for r in train} & {r.path for r in val}
+
+
+def test_no_person_on_both_sides(small_manifests):
+    sides = defaultdict(set)
+    for side in ("train", "val"):
+        for r in manifest.read(small_manifests / f"{side}.csv"):
+            sides[r.group].add(side)
+    celeba = [g for g in sides if g.startswith("celeba:")]
+    assert celeba and all(len(sides[g]) == 1 for g in sides)
+    # some CelebA people have several images here, so the check above has teeth
+    counts = defaultdict(int)
+    for r in manifest.read(small_manifests / "train.csv"):
+        counts[r.group] += 1
+    assert max(counts.values()) > 1
+
+
+def test_manifest_format(small_manifests):
+    with open(small_manifests / "train.csv", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        first = next(reader)
+    assert header[:2] == ["path", "label"]
+    assert first[0].split("/")[-2] in ("male", "female")  # prefixed with its class folder
+    assert first[1] in ("0", "1")
+    rows = manifest.read(small_manifests / "train.csv")
+    assert all((r.label == 0) == ("/male/" in r.path) for r in rows)
+    assert all(r.source in ("celeba-89x109", "utkface") for r in rows)
+
+
+def test_conflicting_duplicates_are_dropped_and_reported(small_trees, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(small_trees[1], tree)
+    victim = sorted((tree / "male").iterdir())[0]
+    shutil.copy(victim, tree / "female" / "copy.jpg")  # same bytes, other label
+    same = sorted((tree / "male").iterdir())[1]
+    shutil.copy(same, tree / "male" / "same_copy.jpg")
+    summary = prepare([str(tree)], str(tmp_path / "m"), val_ratio=0.2, seed=0)
+    notes = summary["notes"]
+    assert notes["identical files with conflicting labels: all copies dropped"] == 2
+    assert notes["identical copies with the same label: extra copies dropped"] == 1
+    names = {r.path.rsplit("/", 1)[1] for side in ("train", "val") for r in manifest.read(tmp_path / "m" / f"{side}.csv")}
+    assert victim.name not in names and "copy.jpg" not in names
