@@ -28,6 +28,8 @@ def _process(a) -> int:
     rate = summary.classified / max(sum(summary.seconds.values()), 1e-9)
     print(f"{done} of {summary.inputs} files classified ({summary.resumed} from before), {summary.failed} failed; "
           f"results in {a.output}" + (f", details in {a.details}" if a.details else ""), file=sys.stderr)
+    if summary.no_face:
+        print(f"{summary.no_face} image(s) with no face found (null in {a.output})", file=sys.stderr)
     if summary.failed:
         print("failures by reason: " + ", ".join(f"{k}: {v}" for k, v in summary.errors.items())
               + ("" if a.details else " (per-file messages: --details FILE)"), file=sys.stderr)

@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from .classifier import Classifier
+from .detect import DETECT_MAX_SIDE
 from .images import ImageError, load_rgb
 from .results import read_json, write_json_atomic
 
@@ -47,9 +49,10 @@ class Summary:
     classified: int = 0
     resumed: int = 0
     failed: int = 0
+    no_face: int = 0  # detect mode: images read fine with no face in them
     errors: Counter = field(default_factory=Counter)
     notes: list = field(default_factory=list)
-    seconds: dict = field(default_factory=lambda: Counter(decode=0.0, classify=0.0, write=0.0))
+    seconds: Counter = field(default_factory=Counter)  # per stage: decode (+detect), classify, write
     interrupted: bool = False
 
     @property
@@ -78,6 +81,25 @@ def list_inputs(folder: Path, recursive: bool) -> tuple[list[str], list[str]]:
     if skipped_dirs:
         notes.append(f"{skipped_dirs} sub-folder(s) not entered (use --recursive)")
     return sorted(names), notes
+
+
+@dataclass
+class _Item:
+    """One input on its way through the stages."""
+    name: str
+    arrays: list = field(default_factory=list)  # model inputs (one per face)
+    faces: list | None = None  # detect mode: the detector's faces
+    image: object = None  # detect mode with --annotate: the decoded photo
+    error: dict | None = None
+    seconds: float = 0.0
+
+
+def _write_annotated(img, faces: list, dest: Path) -> None:
+    from .detect import annotate
+
+    dest = dest.with_name(dest.name + ".annotated.jpg")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    annotate(img, faces).save(dest, "JPEG", quality=90)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -110,18 +132,26 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
         print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
     todo = [n for n in names if n not in results]
 
-    def decode(name: str):
+    detecting = opts.detector is not None
+    min_size = (DETECT_MAX_SIDE, DETECT_MAX_SIDE) if detecting else (pre.width, pre.height)
+
+    def decode(name: str) -> _Item:
         t = time.perf_counter()
+        item = _Item(name)
         try:
-            img = load_rgb(folder / name, min_size=(pre.width, pre.height))
-            if opts.detector is not None:
-                faces = opts.detector.faces(img, pre)
-                return name, [f.pixels for f in faces], faces, None, time.perf_counter() - t
-            return name, [pre.fit(img)], None, None, time.perf_counter() - t
+            img = load_rgb(folder / name, min_size=min_size)
+            if detecting:
+                item.faces = opts.detector.faces(img, pre)
+                item.arrays = [f.pixels for f in item.faces]
+                item.image = img if opts.annotate else None
+            else:
+                item.arrays = [pre.fit(img)]
         except ImageError as e:
-            return name, [], None, {"error": e.reason, "message": str(e)}, time.perf_counter() - t
+            item.error = {"error": e.reason, "message": str(e)}
         except Exception as e:  # never lose the run to one file
-            return name, [], None, {"error": "unexpected", "message": f"{type(e).__name__}: {e}"}, time.perf_counter() - t
+            item.error = {"error": "unexpected", "message": f"{type(e).__name__}: {e}"}
+        item.seconds = time.perf_counter() - t
+        return item
 
     def save():
         t = time.perf_counter()
@@ -129,8 +159,6 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
         if opts.details:
             write_json_atomic(opts.details, {"summary": summary_dict(summary), "files": details})
         summary.seconds["write"] += time.perf_counter() - t
-
-    import numpy as np
 
     save()  # fails now, not after the work, if the output cannot be written
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
@@ -144,22 +172,28 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
                 current = ahead
                 ahead = [pool.submit(decode, n) for n in batches[b + 1]] if b + 1 < len(batches) else []
                 items = [f.result() for f in current]
-                arrays = [a for it in items for a in it[1]]
+                arrays = [a for it in items for a in it.arrays]
                 t = time.perf_counter()
                 probs = classifier.predict(np.stack(arrays)) if arrays else np.zeros((0, 2), np.float32)
                 summary.seconds["classify"] += time.perf_counter() - t
                 k = 0
-                for name, faces, info, error, seconds in items:
-                    summary.seconds["decode"] += seconds
-                    if error:
+                for it in items:
+                    summary.seconds["decode" if not detecting else "decode+detect"] += it.seconds
+                    if it.error:
                         summary.failed += 1
-                        summary.errors[error["error"]] += 1
-                        details[name] = error
+                        summary.errors[it.error["error"]] += 1
+                        details[it.name] = it.error
                         continue
-                    p = probs[k:k + len(faces)]
-                    k += len(faces)
-                    results[name], details[name] = _record(classifier.labels, p, info)
+                    p = probs[k:k + len(it.arrays)]
+                    k += len(it.arrays)
+                    results[it.name], details[it.name] = _record(classifier.labels, p, it.faces if detecting else None)
                     summary.classified += 1
+                    summary.no_face += detecting and results[it.name] is None
+                    if it.image is not None:
+                        try:
+                            _write_annotated(it.image, details[it.name]["faces"], Path(opts.annotate) / it.name)
+                        except OSError as e:
+                            details[it.name]["annotate_error"] = str(e)
                 bar.update(len(items))
                 if time.monotonic() - last_save > opts.checkpoint_seconds:
                     save()
@@ -189,7 +223,7 @@ def _record(labels, probs, faces):
 
 
 def summary_dict(s: Summary) -> dict:
-    return {"inputs": s.inputs, "classified": s.classified, "resumed": s.resumed, "failed": s.failed,
+    return {"inputs": s.inputs, "classified": s.classified, "resumed": s.resumed, "failed": s.failed, "no_face": s.no_face,
             "errors_by_reason": dict(s.errors), "notes": s.notes, "interrupted": s.interrupted,
             "seconds": {k: round(v, 3) for k, v in s.seconds.items()}, "exit_code": s.exit_code}
 
