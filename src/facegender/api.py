@@ -11,6 +11,7 @@ import functools
 import numpy as np
 
 from .classifier import Classifier
+from .detect import DETECT_MAX_SIDE
 from .images import load_rgb
 from .pipeline import ProcessOptions, Summary, _record, process_folder
 
@@ -28,7 +29,8 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     lists every face found, largest first.
     """
     clf = load_model(model)
-    img = load_rgb(image, min_size=(clf.pre.width, clf.pre.height))
+    side = DETECT_MAX_SIDE if detector is not None else max(clf.pre.width, clf.pre.height)
+    img = load_rgb(image, min_size=(side, side))
     if detector is None:
         return _record(clf.labels, clf.predict(clf.pre.fit(img)[None]), None)[1]
     faces = detector.faces(img, clf.pre)

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detect", action="store_true", help="find faces in ordinary photos instead of taking face crops")
     s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N largest faces (0 = all)")
     s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
-    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--threads", type=int, default=0, help="0 = all cores")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=_process)
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", default=None)
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
-                       ("patience", int), ("workers", int)]:
+                       ("patience", int), ("workers", int), ("width", int), ("height", int)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     s.set_defaults(run=_train)

@@ -66,7 +66,8 @@ def align(img: Image.Image, landmarks: np.ndarray, pre: Preprocess, fraction: fl
 class FaceDetector:
     """Every face of a photo, largest first, aligned for the classifier."""
 
-    def __init__(self, max_faces: int = 0, min_face: int = 32, fraction: float = 0.75, threads: int = 0):
+    def __init__(self, max_faces: int = 0, min_face: int = 32, fraction: float = 0.75, threads: int = 1):
+        """threads: ONNX Runtime threads per call; `process` runs one photo per core in parallel."""
         self.mtcnn = MTCNN(min_face=min_face, threads=threads)
         self.max_faces, self.fraction = max_faces, fraction
 

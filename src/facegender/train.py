@@ -43,13 +43,16 @@ class TrainConfig:
     schedule: str | None = None  # "constant" or "cosine" (with one warm-up epoch fraction)
     label_smoothing: float | None = None  # softens noisy labels (CelebA/UTKFace have some)
     augment: bool | None = None  # crop/scale/blur/JPEG/colour augmentation
+    width: int | None = None  # input width, pixels (None: the architecture's)
+    height: int | None = None  # input height, pixels
     patience: int = 3  # stop after this many epochs without a better val accuracy
     limit: int = 0  # use at most this many train images (and limit//4 val); 0 = all
     seed: int = 0  # python, numpy, torch and the data order
     workers: int = 1  # DataLoader processes (this machine has 2 cores)
 
     def resolved(self) -> "TrainConfig":
-        recipe = {"momentum": 0.9, **models.get(self.model).recipe}
+        spec = models.get(self.model)
+        recipe = {"momentum": 0.9, "width": spec.width, "height": spec.height, **spec.recipe}
         return TrainConfig(**{f.name: recipe.get(f.name) if getattr(self, f.name) is None else getattr(self, f.name)
                               for f in fields(self)})
 
@@ -92,7 +95,7 @@ def train(cfg: TrainConfig) -> dict:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     spec = models.get(cfg.model)
-    pre = Preprocess(spec.width, spec.height)
+    pre = Preprocess(cfg.width, cfg.height)
 
     # data
     train_rows, val_rows = manifest.read(cfg.train_manifest), manifest.read(cfg.val_manifest)
@@ -164,7 +167,7 @@ def train(cfg: TrainConfig) -> dict:
             w = csv.DictWriter(f, fieldnames=list(row))
             w.writeheader()
             w.writerows(history)
-        meta = dict(model_name=cfg.model, width=spec.width, height=spec.height, mean=pre.mean, std=pre.std)
+        meta = dict(model_name=cfg.model, width=pre.width, height=pre.height, mean=pre.mean, std=pre.std)
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
             torch.save({"model": model.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
