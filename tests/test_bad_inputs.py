@@ -176,3 +176,21 @@ def test_existing_output_is_replaced_with_a_notice(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "process.py"), "in", "-q"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0 and "will be replaced" in r.stderr
     assert list(json.loads((tmp_path / "process_results.json").read_text())) == ["a.jpg"]
+
+
+def test_damaged_model_is_one_clear_line(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(FACE.read_bytes())
+    (tmp_path / "bad.onnx").write_bytes(b"not a model at all")
+    r = subprocess.run([sys.executable, str(ROOT / "process.py"), "in", "--model", "bad.onnx", "-q"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("facegender: error: cannot load model") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_only_bad_files_exits_3(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"")
+    (tmp_path / "in" / "b.txt").write_text("no")
+    r = subprocess.run([sys.executable, str(ROOT / "process.py"), "in", "-q"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 3 and json.loads((tmp_path / "process_results.json").read_text()) == {}
