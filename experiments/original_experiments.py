@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from facegender.train import TrainConfig, train  # noqa: E402
 
 ORIGINAL = dict(optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=0.0, schedule="constant",
-                label_smoothing=0.0, augment=False, batch_size=16, width=80, height=96)
+                label_smoothing=0.0, augment=0.0, batch_size=16, width=80, height=96)
 RUNS = {  # name -> (question it answers, overrides of the original recipe)
     "batch 8": ("batch size", dict(model="mobilenet_v2", batch_size=8)),
     "batch 16": ("batch size", dict(model="mobilenet_v2")),
@@ -33,7 +33,7 @@ RUNS = {  # name -> (question it answers, overrides of the original recipe)
     "MobileNetV3-small (scratch)": ("architecture", dict(model="mobilenet_v3_small")),
     "ResNet50 (scratch)": ("architecture", dict(model="resnet50")),
     "facegender recipe (AdamW, cosine, augmentation)": ("recipe", dict(model="mobilenet_v2", **{
-        "optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine", "label_smoothing": 0.1, "augment": True, "batch_size": 64})),
+        "optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine", "label_smoothing": 0.1, "augment": 1.0, "batch_size": 64})),
 }
 
 

@@ -11,7 +11,7 @@ def short_run(small_manifests, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
                       val_manifest=str(small_manifests / "val.csv"), out_dir=str(out), epochs=3,
-                      batch_size=32, lr=5e-4, augment=False, workers=0, seed=0)
+                      batch_size=32, lr=5e-4, augment=0.0, workers=0, seed=0)
     return train(cfg), out
 
 
@@ -36,7 +36,7 @@ def test_logs_checkpoints_and_config(short_run):
 def test_resume_continues_where_it_stopped(small_manifests, tmp_path):
     base = dict(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
                 val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), batch_size=32,
-                augment=False, workers=0, limit=64)
+                augment=0.0, workers=0, limit=64)
     train(TrainConfig(epochs=1, **base))
     summary = train(TrainConfig(epochs=2, resume=True, **base))
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
@@ -48,7 +48,7 @@ def test_feature_extraction_trains_only_the_head(small_manifests, tmp_path):
     from facegender import models
     summary = train(TrainConfig(model="mobilenet_v2", mode="feature", train_manifest=str(small_manifests / "train.csv"),
                                 val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), epochs=1,
-                                batch_size=32, workers=0, limit=64, augment=True))
+                                batch_size=32, workers=0, limit=64, augment=1.0))
     assert len(summary["history"]) == 1
     trained = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
     imagenet = models.get("mobilenet_v2").build(pretrained=True).state_dict()

@@ -111,9 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", default=None)
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
-                       ("patience", int), ("workers", int), ("width", int), ("height", int)]:
+                       ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
-    s.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     s.set_defaults(run=_train)
 
     s = sub.add_parser("export", help="checkpoint -> ONNX with preprocessing and card metadata")

@@ -19,20 +19,23 @@ from .manifest import Row
 from .preprocess import Preprocess
 
 
-def augment(img: Image.Image, row: Row, pre: Preprocess) -> np.ndarray:
-    """A random view of the face, in the model's input geometry (uint8 HxWx3)."""
-    if random.random() < 0.3:
+def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0) -> np.ndarray:
+    """A random view of the face, in the model's input geometry (uint8 HxWx3).
+
+    `strength` scales how often the degradations happen; crop tightness always varies.
+    """
+    if random.random() < 0.3 * strength:
         img = img.rotate(random.uniform(-12, 12), resample=Image.BILINEAR)
     fraction = random.uniform(row.min_crop, 1.0)
     shift = (random.uniform(-0.06, 0.06), random.uniform(-0.06, 0.06))
     out = Image.fromarray(pre.fit(img, fraction, shift, row.x_stretch))
-    if random.random() < 0.25:  # low-resolution source: down to 35-80%, back up
+    if random.random() < 0.25 * strength:  # low-resolution source: down to 35-80%, back up
         s = random.uniform(0.35, 0.8)
         out = out.resize((max(8, int(pre.width * s)), max(8, int(pre.height * s))), Image.BILINEAR)
         out = out.resize((pre.width, pre.height), Image.BILINEAR)
-    if random.random() < 0.1:
+    if random.random() < 0.1 * strength:
         out = out.filter(ImageFilter.GaussianBlur(random.uniform(0.3, 1.2)))
-    if random.random() < 0.25:
+    if random.random() < 0.25 * strength:
         buf = io.BytesIO()
         out.save(buf, "JPEG", quality=random.randint(25, 90))
         out = Image.open(buf).convert("RGB")
@@ -42,10 +45,11 @@ def augment(img: Image.Image, row: Row, pre: Preprocess) -> np.ndarray:
 
 
 class FaceDataset(Dataset):
-    """Items are (uint8 3xHxW tensor, label); `crop` < 1 evaluates on tighter centre crops."""
+    """Items are (uint8 3xHxW tensor, label): augmented views when `augment` > 0 (its
+    strength), else the centre crop of fraction `crop`."""
 
-    def __init__(self, rows: list[Row], pre: Preprocess, train: bool, crop: float = 1.0):
-        self.rows, self.pre, self.train, self.crop = rows, pre, train, crop
+    def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0):
+        self.rows, self.pre, self.augment, self.crop = rows, pre, augment, crop
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -53,27 +57,28 @@ class FaceDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         img = load_rgb(row.path)
-        arr = augment(img, row, self.pre) if self.train else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        arr = augment(img, row, self.pre, self.augment) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label
 
 
-def color_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
     """Per-image brightness, contrast, saturation (sometimes grey) on a float [0,1] batch."""
     n = x.shape[0]
-    u = lambda lo, hi: torch.empty(n, 1, 1, 1).uniform_(lo, hi, generator=generator)
+    u = lambda spread: 1 + torch.empty(n, 1, 1, 1).uniform_(-spread * strength, spread * strength, generator=generator)
     gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-    sat = u(0.6, 1.4) * (torch.rand(n, 1, 1, 1, generator=generator) > 0.05)
+    sat = u(0.4) * (torch.rand(n, 1, 1, 1, generator=generator) > 0.05 * strength)
     x = gray + (x - gray) * sat
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * u(0.7, 1.3) + mean
-    return (x * u(0.7, 1.3)).clamp_(0, 1)
+    x = (x - mean) * u(0.3) + mean
+    return (x * u(0.3)).clamp_(0, 1)
 
 
-def to_model_input(batch: torch.Tensor, pre: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 NCHW -> normalised float NCHW (channels_last), jittered when a generator is given."""
+def to_model_input(batch: torch.Tensor, pre: Preprocess, generator: torch.Generator | None = None,
+                   strength: float = 1.0) -> torch.Tensor:
+    """uint8 NCHW -> normalised float NCHW (channels_last), colour-jittered when a generator is given."""
     x = batch.float().div_(255)
     if generator is not None:
-        x = color_jitter(x, generator)
+        x = color_jitter(x, generator, strength)
     mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
     std = torch.tensor(pre.std).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -61,6 +61,7 @@ def age_band(age: str) -> str | None:
 
 def subgroups(rows, y, p) -> dict:
     keys = {
+        "dataset": lambda r: r.source.split("-")[0] or None,  # celeba-89x109 + celeba-64x64 -> celeba
         "source": lambda r: r.source or None,
         "age_band": lambda r: age_band(r.age),
         "race": lambda r: RACES.get(r.race) if r.race else None,

@@ -66,13 +66,13 @@ def _mobilenet_v3_small(pretrained: bool):
 
 
 _FAST_RECIPE = dict(epochs=10, batch_size=64, optimizer="adamw", lr=1e-3, weight_decay=0.05,
-                    schedule="cosine", label_smoothing=0.1, augment=True)
+                    schedule="cosine", label_smoothing=0.1, augment=1.0)
 
 REGISTRY = {spec.name: spec for spec in [
     ModelSpec("resnet50", "The original system: ResNet50 at 224x224, SGD 0.001 momentum 0.9, batch 16, 2 epochs.",
               _resnet50, lambda m: m.fc, 224, 224,
               dict(epochs=2, batch_size=16, optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=0.0,
-                   schedule="constant", label_smoothing=0.0, augment=False)),
+                   schedule="constant", label_smoothing=0.0, augment=0.0)),
     ModelSpec("mobilenet_v2", "MobileNetV2 from torchvision's ImageNet weights at 80x96: the default model.",
               _mobilenet_v2, lambda m: m.classifier[-1], 80, 96, _FAST_RECIPE),
     ModelSpec("mobilenet_v3_small", "MobileNetV3-small at 80x96 from scratch (no offline ImageNet weights).",

@@ -42,7 +42,7 @@ class TrainConfig:
     weight_decay: float | None = None  # decoupled for adamw, L2 for sgd
     schedule: str | None = None  # "constant" or "cosine" (with one warm-up epoch fraction)
     label_smoothing: float | None = None  # softens noisy labels (CelebA/UTKFace have some)
-    augment: bool | None = None  # crop/scale/blur/JPEG/colour augmentation
+    augment: float | None = None  # augmentation strength: 0 off, 1 full (crop/scale/blur/JPEG/colour)
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
     patience: int = 3  # stop after this many epochs without a better val accuracy
@@ -103,9 +103,9 @@ def train(cfg: TrainConfig) -> dict:
         train_rows = random.Random(cfg.seed).sample(train_rows, min(cfg.limit, len(train_rows)))
         val_rows = random.Random(cfg.seed).sample(val_rows, min(max(cfg.limit // 4, 1), len(val_rows)))
     loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    train_loader = DataLoader(FaceDataset(train_rows, pre, train=bool(cfg.augment)), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
+    train_loader = DataLoader(FaceDataset(train_rows, pre, augment=float(cfg.augment)), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
                               generator=torch.Generator().manual_seed(cfg.seed), **loader_args)
-    val_loader = DataLoader(FaceDataset(val_rows, pre, train=False), **{**loader_args, "batch_size": 128})
+    val_loader = DataLoader(FaceDataset(val_rows, pre), **{**loader_args, "batch_size": 128})
 
     # model and optimiser
     model = spec.build(pretrained=not cfg.weights)
@@ -147,7 +147,7 @@ def train(cfg: TrainConfig) -> dict:
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
         for x, y in bar:
-            logits = model(to_model_input(x, pre, jitter if cfg.augment else None))
+            logits = model(to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment)))
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
