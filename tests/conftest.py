@@ -51,9 +51,10 @@ def small_manifests(small_trees, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def face_folder(tmp_path_factory) -> Path:
-    """40 real face crops (20 per class) in one flat folder, as `process` expects."""
+    """40 real adult faces (20 per class, CelebA and UTKFace aged 25-29) in one flat folder."""
     d = tmp_path_factory.mktemp("faces")
     for cls in ("male", "female"):
-        for p in real_images("celeba-89x109", cls, 10) + real_images("utkface", cls, 10):
+        adults = [p for p in sorted((DATA / "utkface" / cls).iterdir()) if p.name.split("_")[0] in {"25", "26", "27", "28", "29"}]
+        for p in real_images("celeba-89x109", cls, 10) + adults[:10]:
             shutil.copy(p, d / p.name)
     return d
