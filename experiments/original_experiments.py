@@ -81,7 +81,7 @@ def plot(results: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--limit", type=int, default=2000, help="training images per run (validation: a quarter)")
+    ap.add_argument("--limit", type=int, default=600, help="training images per run (validation: a quarter)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="run only these rows")
     a = ap.parse_args()

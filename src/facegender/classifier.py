@@ -44,6 +44,7 @@ class Classifier:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave idle cores to decoding
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             meta = json.loads(self.session.get_modelmeta().custom_metadata_map["facegender"])

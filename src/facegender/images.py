@@ -16,6 +16,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 # A 30,000 x 30,000 image would need 2.7 GB as RGB; refuse anything over this many pixels
 # before decoding (the header alone tells the size, so the refusal costs no memory).
 MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clearer error than PIL's warning
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a face
 

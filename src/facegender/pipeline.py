@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from .classifier import Classifier
 from .detect import DETECT_MAX_SIDE
-from .images import ImageError, load_rgb
+from .images import IMAGE_SUFFIXES, ImageError, load_rgb
 from .results import read_json, write_json_atomic
 
 # Exit codes of `facegender process` / `process.py`
@@ -72,7 +73,7 @@ def list_inputs(folder: Path, recursive: bool) -> tuple[list[str], list[str]]:
         entries = list(files)
         if not recursive:
             for d in dirs:  # a folder named like an image is reported as a bad input
-                if Path(d).suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}:
+                if Path(d).suffix.lower() in IMAGE_SUFFIXES:
                     entries.append(d)
                 else:
                     skipped_dirs += 1
@@ -161,7 +162,8 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
         summary.seconds["write"] += time.perf_counter() - t
 
     save()  # fails now, not after the work, if the output cannot be written
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
     last_save = time.monotonic()
     try:
@@ -226,8 +228,3 @@ def summary_dict(s: Summary) -> dict:
     return {"inputs": s.inputs, "classified": s.classified, "resumed": s.resumed, "failed": s.failed, "no_face": s.no_face,
             "errors_by_reason": dict(s.errors), "notes": s.notes, "interrupted": s.interrupted,
             "seconds": {k: round(v, 3) for k, v in s.seconds.items()}, "exit_code": s.exit_code}
-
-
-def _main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import manifest
+from .images import IMAGE_SUFFIXES
 from .manifest import CLASSES, Row
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
