@@ -76,7 +76,7 @@ def main() -> None:
             y.append(r.label)
             if face is not None:
                 found += 1
-                p_det.append(clf.predict(face.pixels[None])[0, 1])
+                p_det.append(clf.predict(face.pixels[None], flip=True)[0, 1])  # as `process --detect` does
             else:
                 p_det.append(np.nan)
         y, p_det, p_crop = np.array(y), np.array(p_det), np.array(p_crop)
@@ -93,7 +93,7 @@ def main() -> None:
     for photo in photos:
         faces = det.faces(photo, clf.pre)
         if faces:
-            clf.predict(np.stack([f.pixels for f in faces]))
+            clf.predict(np.stack([f.pixels for f in faces]), flip=True)
     rate = len(photos) / (time.perf_counter() - t)
     report["speed_640x480_photos_per_s_one_thread"] = rate
     with tempfile.TemporaryDirectory() as tmp:  # the real path: `process --detect`, a photo per core

