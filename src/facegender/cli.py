@@ -62,7 +62,7 @@ def _export(a) -> int:
     from .export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
-    meta = export(a.checkpoint, a.out, flip=a.flip, card=card)
+    meta = export(a.checkpoint, a.out, card=card)
     print(json.dumps(meta, indent=2))
     return 0
 
@@ -118,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="checkpoint -> ONNX with preprocessing and card metadata")
     s.add_argument("checkpoint")
     s.add_argument("--out", default="model.onnx")
-    s.add_argument("--flip", action="store_true", help="average over the image and its mirror (2x cost)")
     s.add_argument("--card", help="JSON file of model-card facts (data, metrics) to embed")
     s.set_defaults(run=_export)
 

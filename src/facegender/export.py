@@ -18,17 +18,14 @@ from .manifest import CLASSES
 
 
 class WithSoftmax(torch.nn.Module):
-    """Probabilities out; with `flip`, averaged over the image and its mirror."""
+    """Probabilities out, so every runtime reads the same numbers."""
 
-    def __init__(self, net: torch.nn.Module, flip: bool = False):
+    def __init__(self, net: torch.nn.Module):
         super().__init__()
-        self.net, self.flip = net, flip
+        self.net = net
 
     def forward(self, x):
-        logits = self.net(x)
-        if self.flip:
-            logits = (logits + self.net(torch.flip(x, dims=[3]))) / 2
-        return torch.softmax(logits, dim=1)
+        return torch.softmax(self.net(x), dim=1)
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -44,12 +41,12 @@ def write_checksum(path: Path) -> str:
     return digest
 
 
-def export(checkpoint: str, out: str, flip: bool = False, card: dict | None = None) -> dict:
+def export(checkpoint: str, out: str, card: dict | None = None) -> dict:
     """Write `out` (.onnx) and `out.sha256`; returns the metadata written."""
     import onnx
 
     net, ckpt = load_checkpoint(checkpoint)
-    wrapped = WithSoftmax(net, flip).eval()
+    wrapped = WithSoftmax(net).eval()
     dummy = torch.zeros(1, 3, ckpt["height"], ckpt["width"])
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +56,7 @@ def export(checkpoint: str, out: str, flip: bool = False, card: dict | None = No
     meta = {
         "labels": list(CLASSES), "width": ckpt["width"], "height": ckpt["height"],
         "mean": list(ckpt["mean"]), "std": list(ckpt["std"]), "architecture": ckpt["model_name"],
-        "flip_average": flip, "input": "RGB float32 Nx3xHxW, (x/255 - mean)/std; face box cut from the centre keeping aspect",
+        "input": "RGB float32 Nx3xHxW, (x/255 - mean)/std; face box cut from the centre keeping aspect",
         "checkpoint_epoch": ckpt.get("epoch"), "checkpoint_val_acc": ckpt.get("val_acc"),
         "exported": datetime.date.today().isoformat(), **(card or {}),
     }
