@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
 from facegender.detect import FaceDetector  # noqa: E402
 from facegender.images import load_rgb  # noqa: E402
+from facegender.evaluate import benchmark_samples  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 from facegender.pipeline import ProcessOptions, process_folder  # noqa: E402
 
@@ -60,14 +60,10 @@ def main() -> None:
     ap.add_argument("--out", help="write the figures as JSON here")
     a = ap.parse_args()
 
-    rng = random.Random(0)
-    rows = manifest.read(a.manifest)
-    groups = {"celeba": [r for r in rows if r.source.startswith("celeba")],
-              "utkface 18+": [r for r in rows if r.source == "utkface" and r.age and int(r.age) >= 18]}
+    samples = benchmark_samples(a.manifest, a.per_source)
     clf, det = Classifier(a.model), FaceDetector()
     report = {}
-    for name, members in groups.items():
-        sample = rng.sample(members, min(a.per_source, len(members)))
+    for name, sample in samples.items():
         y, p_det, p_crop, found = [], [], [], 0
         for r in sample:
             photo = portrait(r)
@@ -86,7 +82,7 @@ def main() -> None:
                         "detect_accuracy": m_det["accuracy"], "detect_balanced_accuracy": m_det["balanced_accuracy"],
                         "crop_accuracy": m_crop["accuracy"], "crop_balanced_accuracy": m_crop["balanced_accuracy"]}
 
-    speed_rows = rng.sample(groups["celeba"], a.speed_photos)
+    speed_rows = benchmark_samples(a.manifest, a.speed_photos, seed=1)["celeba"]
     photos = [portrait(r, (640, 480)) for r in speed_rows]
     det.faces(photos[0], clf.pre)
     t = time.perf_counter()
@@ -104,7 +100,7 @@ def main() -> None:
         report["speed_640x480_photos_per_s"] = len(photos) / (time.perf_counter() - t)
 
     print(f"{'portraits 250x250':16} {'photos':>7} {'found':>7} {'acc (detect)':>13} {'bal. acc':>9} {'acc (no detect)':>16} {'bal. acc':>9}")
-    for name in groups:
+    for name in samples:
         r = report[name]
         print(f"{name:16} {r['photos']:>7} {r['detection_rate']:>7.4f} {r['detect_accuracy']:>13.4f} {r['detect_balanced_accuracy']:>9.4f} "
               f"{r['crop_accuracy']:>16.4f} {r['crop_balanced_accuracy']:>9.4f}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -22,9 +21,9 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
 from facegender.images import load_rgb  # noqa: E402
+from facegender.evaluate import benchmark_samples  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 from facegender.preprocess import crop_box  # noqa: E402
 
@@ -44,14 +43,10 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--out")
     a = ap.parse_args()
-    rng = random.Random(0)
-    rows = manifest.read(a.manifest)
-    groups = {"celeba": [r for r in rows if r.source.startswith("celeba")],
-              "utkface 18+": [r for r in rows if r.source == "utkface" and r.age and int(r.age) >= 18]}
+    samples = benchmark_samples(a.manifest, a.per_source)
     ours, peer = Classifier(a.model), AgeAndGender()
     report = {}
-    for name, members in groups.items():
-        sample = rng.sample(members, min(a.per_source, len(members)))
+    for name, sample in samples.items():
         y, p_ours, p_peer, t_ours, t_peer = [], [], [], 0.0, 0.0
         for r in tqdm(sample, desc=name):
             img = tight_crop(r)

@@ -25,7 +25,6 @@ def _process(a) -> int:
         return EXIT_CANNOT_RUN
     s = summary_dict(summary)
     done = summary.classified + summary.resumed
-    rate = summary.classified / max(sum(summary.seconds.values()), 1e-9)
     print(f"{done} of {summary.inputs} files classified ({summary.resumed} from before), {summary.failed} failed; "
           f"results in {a.output}" + (f", details in {a.details}" if a.details else ""), file=sys.stderr)
     if summary.no_face:

@@ -33,6 +33,15 @@ def load_rows(data: str, limit: int = 0, seed: int = 0) -> list[manifest.Row]:
     return rows
 
 
+def benchmark_samples(manifest_path: str, per_group: int, seed: int = 0) -> dict[str, list]:
+    """Seeded samples of the two face populations the benchmarks report: CelebA, UTKFace adults."""
+    rows = manifest.read(manifest_path)
+    groups = {"celeba": [r for r in rows if r.source.startswith("celeba")],
+              "utkface 18+": [r for r in rows if r.source == "utkface" and r.age and int(r.age) >= 18]}
+    rng = random.Random(seed)
+    return {name: rng.sample(members, min(per_group, len(members))) for name, members in groups.items()}
+
+
 def predict_rows(rows, clf: Classifier, crop: float = 1.0, batch: int = 256) -> tuple[np.ndarray, list]:
     """P(female) per row (NaN where the image failed) and the failures."""
     def face(row):
