@@ -11,9 +11,7 @@ import functools
 import numpy as np
 
 from .classifier import Classifier
-from .detect import DETECT_MAX_SIDE
-from .images import load_rgb
-from .pipeline import ProcessOptions, Summary, _record, process_folder
+from .pipeline import ProcessOptions, Summary, _record, model_inputs, process_folder
 
 
 @functools.lru_cache(maxsize=4)
@@ -29,12 +27,9 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     lists every face found, largest first.
     """
     clf = load_model(model)
-    side = DETECT_MAX_SIDE if detector is not None else max(clf.pre.width, clf.pre.height)
-    img = load_rgb(image, min_size=(side, side))
-    if detector is None:
-        return _record(clf.labels, clf.predict(clf.pre.fit(img)[None]), None)[1]
-    faces = detector.faces(img, clf.pre)
-    probs = clf.predict(np.stack([f.pixels for f in faces]), flip=True) if faces else np.zeros((0, 2))
+    arrays, faces, _ = model_inputs(image, clf.pre, detector)
+    # as in `process`: detected faces are averaged with their mirror image
+    probs = clf.predict(np.stack(arrays), flip=detector is not None) if arrays else np.zeros((0, 2))
     return _record(clf.labels, probs, faces)[1]
 
 

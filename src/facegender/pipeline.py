@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .classifier import Classifier
-from .detect import DETECT_MAX_SIDE
+from .detect import DETECT_MAX_SIDE, annotate
 from .images import IMAGE_SUFFIXES, ImageError, load_rgb
 from .results import read_json, write_json_atomic
 
@@ -95,9 +95,21 @@ class _Item:
     seconds: float = 0.0
 
 
-def _write_annotated(img, faces: list, dest: Path) -> None:
-    from .detect import annotate
+def model_inputs(source, pre, detector=None):
+    """Decode one input and cut what the classifier takes: (arrays, faces, image).
 
+    Without a detector the image is one face crop (faces is None); with one, every face
+    found, aligned (arrays may be empty). Shared by `process` and `api.predict`.
+    """
+    side = DETECT_MAX_SIDE if detector is not None else max(pre.width, pre.height)
+    img = load_rgb(source, min_size=(side, side))
+    if detector is None:
+        return [pre.fit(img)], None, img
+    faces = detector.faces(img, pre)
+    return [f.pixels for f in faces], faces, img
+
+
+def _write_annotated(img, faces: list, dest: Path) -> None:
     dest = dest.with_name(dest.name + ".annotated.jpg")
     dest.parent.mkdir(parents=True, exist_ok=True)
     annotate(img, faces).save(dest, "JPEG", quality=90)
@@ -134,19 +146,13 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     todo = [n for n in names if n not in results]
 
     detecting = opts.detector is not None
-    min_size = (DETECT_MAX_SIDE, DETECT_MAX_SIDE) if detecting else (pre.width, pre.height)
 
     def decode(name: str) -> _Item:
         t = time.perf_counter()
         item = _Item(name)
         try:
-            img = load_rgb(folder / name, min_size=min_size)
-            if detecting:
-                item.faces = opts.detector.faces(img, pre)
-                item.arrays = [f.pixels for f in item.faces]
-                item.image = img if opts.annotate else None
-            else:
-                item.arrays = [pre.fit(img)]
+            item.arrays, item.faces, img = model_inputs(folder / name, pre, opts.detector)
+            item.image = img if detecting and opts.annotate else None
         except ImageError as e:
             item.error = {"error": e.reason, "message": str(e)}
         except Exception as e:  # never lose the run to one file
@@ -190,7 +196,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
                         continue
                     p = probs[k:k + len(it.arrays)]
                     k += len(it.arrays)
-                    results[it.name], details[it.name] = _record(classifier.labels, p, it.faces if detecting else None)
+                    results[it.name], details[it.name] = _record(classifier.labels, p, it.faces)
                     summary.classified += 1
                     summary.no_face += detecting and results[it.name] is None
                     if it.image is not None:
