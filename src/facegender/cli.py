@@ -61,7 +61,7 @@ def _export(a) -> int:
     from .export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
-    meta = export(a.checkpoint, a.out, card=card)
+    meta = export(a.checkpoint, a.out, card=card, accurate=a.accurate, margin=a.margin)
     print(json.dumps(meta, indent=2))
     return 0
 
@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", default=None)
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
-                       ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float)]:
+                       ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),
+                       ("teacher", str), ("teacher_weight", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.set_defaults(run=_train)
 
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint")
     s.add_argument("--out", default="model.onnx")
     s.add_argument("--card", help="JSON file of model-card facts (data, metrics) to embed")
+    s.add_argument("--accurate", metavar="CHECKPOINT", help="make a cascade: this checkpoint re-answers the faces "
+                   "the first is unsure of")
+    s.add_argument("--margin", type=float, default=0.3, help="with --accurate: unsure = P(female) within this of 0.5")
     s.set_defaults(run=_export)
 
     s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")

@@ -45,11 +45,12 @@ def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0) 
 
 
 class FaceDataset(Dataset):
-    """Items are (uint8 3xHxW tensor, label): augmented views when `augment` > 0 (its
-    strength), else the centre crop of fraction `crop`."""
+    """Items are (uint8 3xHxW tensor, label, target P(female)): augmented views when
+    `augment` > 0 (its strength), else the centre crop of fraction `crop`. The target is
+    the label unless `targets` (e.g. a teacher's soft answers) are given."""
 
-    def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0):
-        self.rows, self.pre, self.augment, self.crop = rows, pre, augment, crop
+    def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None):
+        self.rows, self.pre, self.augment, self.crop, self.targets = rows, pre, augment, crop, targets
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -58,7 +59,8 @@ class FaceDataset(Dataset):
         row = self.rows[i]
         img = load_rgb(row.path)
         arr = augment(img, row, self.pre, self.augment) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label
+        target = float(row.label if self.targets is None else self.targets[i])
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target
 
 
 def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:

@@ -73,6 +73,10 @@ class FaceDetector:
         portraits). threads: ONNX Runtime threads per call (`process` runs a photo per core)."""
         self.mtcnn = MTCNN(min_face=min_face, threads=threads)
         self.max_faces, self.fraction = max_faces, fraction
+        self._settings = (max_faces, min_face, fraction, threads)
+
+    def __reduce__(self):  # ONNX Runtime sessions do not pickle: a worker process rebuilds them
+        return FaceDetector, self._settings
 
     def detect(self, img: Image.Image):
         r = min(1.0, DETECT_MAX_SIDE / max(img.size))

@@ -1,19 +1,20 @@
 """Classify every file of a folder, streaming: list -> decode -> classify -> write.
 
-Decoding runs in a thread pool one batch ahead of ONNX Runtime, so memory stays flat however
-large the folder. Every file ends with a result or a per-file error; results are written
+Batches go to a process per core, each decoding and classifying its own batch with a
+single-threaded model, so memory stays flat however large the folder and the cores never
+wait on each other. Every file ends with a result or a per-file error; results are written
 atomically, also every few seconds and when the run is interrupted, so `--resume` loses
 nothing that was finished.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class ProcessOptions:
     recursive: bool = False  # descend into sub-folders (keys become relative paths)
     resume: bool = False  # keep finished results from `output` and do only the rest
     batch_size: int = 64  # images per ONNX Runtime call (64: full speed, ~200 MB peak)
-    threads: int = 0  # decode threads and ORT threads; 0 = all cores
+    threads: int = 0  # worker processes (one per core); 0 = all cores
     checkpoint_seconds: float = 10.0  # write partial results this often
     progress: bool = True  # show a progress bar on stderr
     detector: object = None  # a detect.FaceDetector: find faces instead of taking crops
@@ -53,7 +54,7 @@ class Summary:
     no_face: int = 0  # detect mode: images read fine with no face in them
     errors: Counter = field(default_factory=Counter)
     notes: list = field(default_factory=list)
-    seconds: Counter = field(default_factory=Counter)  # per stage: decode (+detect), classify, write
+    seconds: Counter = field(default_factory=Counter)  # per stage, summed over worker processes: decode (+detect), classify, write
     interrupted: bool = False
 
     @property
@@ -86,13 +87,12 @@ def list_inputs(folder: Path, recursive: bool) -> tuple[list[str], list[str]]:
 
 @dataclass
 class _Item:
-    """One input on its way through the stages."""
+    """One input on its way through the stages, and what comes back to the main process."""
     name: str
-    arrays: list = field(default_factory=list)  # model inputs (one per face)
-    faces: list | None = None  # detect mode: the detector's faces
-    image: object = None  # detect mode with --annotate: the decoded photo
+    result: object = None  # value for process_results.json
+    detail: dict | None = None  # entry for the details file
     error: dict | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # decode (+ detect) time
 
 
 def model_inputs(source, pre, detector=None):
@@ -115,6 +115,66 @@ def _write_annotated(img, faces: list, dest: Path) -> None:
     annotate(img, faces).save(dest, "JPEG", quality=90)
 
 
+class _BatchWorker:
+    """decode -> (detect -> align) -> classify for one batch of file names. Runs in each
+    worker process (its own single-threaded model: no GIL, no oversubscribed cores), or in
+    the calling process for small folders."""
+
+    def __init__(self, classifier: Classifier, detector, folder: Path, annotate_dir: str | None):
+        self.classifier, self.detector, self.folder, self.annotate_dir = classifier, detector, folder, annotate_dir
+
+    def decode(self, name: str):
+        try:
+            arrays, faces, img = model_inputs(self.folder / name, self.classifier.pre, self.detector)
+            return arrays, faces, img, None
+        except ImageError as e:
+            return [], None, None, {"error": e.reason, "message": str(e)}
+        except Exception as e:  # never lose the run to one file
+            return [], None, None, {"error": "unexpected", "message": f"{type(e).__name__}: {e}"}
+
+    def __call__(self, names: list[str]) -> tuple[list[_Item], float]:
+        """The batch's items and the seconds spent classifying it."""
+        items, decoded = [], []
+        for name in names:
+            t = time.perf_counter()
+            arrays, faces, img, error = self.decode(name)
+            items.append(_Item(name, error=error, seconds=time.perf_counter() - t))
+            decoded.append((arrays, faces, img))
+        arrays = [a for d in decoded for a in d[0]]
+        t = time.perf_counter()
+        # detected faces are averaged with their mirror: +0.4 points on validation portraits,
+        # and the classifier's cost is small next to detection's
+        detecting = self.detector is not None
+        probs = self.classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
+        seconds = time.perf_counter() - t
+        k = 0
+        for it, (arrays, faces, img) in zip(items, decoded):
+            if it.error:
+                continue
+            it.result, it.detail = _record(self.classifier.labels, probs[k:k + len(arrays)], faces)
+            k += len(arrays)
+            if detecting and self.annotate_dir:
+                try:
+                    _write_annotated(img, it.detail["faces"], Path(self.annotate_dir) / it.name)
+                except OSError as e:
+                    it.detail["annotate_error"] = str(e)
+        return items, seconds
+
+
+_worker: _BatchWorker | None = None  # the worker process's own
+
+
+def _start_worker(model_path: str, detector, folder: Path, annotate_dir: str | None) -> None:
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles interrupts
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker = _BatchWorker(Classifier(model_path, threads=1), detector, folder, annotate_dir)
+
+
+def _run_batch(names: list[str]):
+    return _worker(names)
+
+
 class _Terminated(KeyboardInterrupt):
     pass
 
@@ -129,7 +189,6 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder" if folder.exists() else f"folder {folder} does not exist")
     classifier = classifier or Classifier(opts.model, threads=opts.threads)
-    pre = classifier.pre
     summary = Summary()
     names, summary.notes = list_inputs(folder, opts.recursive)
     summary.inputs = len(names)
@@ -144,21 +203,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     elif os.path.exists(opts.output):
         print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
     todo = [n for n in names if n not in results]
-
-    detecting = opts.detector is not None
-
-    def decode(name: str) -> _Item:
-        t = time.perf_counter()
-        item = _Item(name)
-        try:
-            item.arrays, item.faces, img = model_inputs(folder / name, pre, opts.detector)
-            item.image = img if detecting and opts.annotate else None
-        except ImageError as e:
-            item.error = {"error": e.reason, "message": str(e)}
-        except Exception as e:  # never lose the run to one file
-            item.error = {"error": "unexpected", "message": f"{type(e).__name__}: {e}"}
-        item.seconds = time.perf_counter() - t
-        return item
+    batches = [todo[i:i + opts.batch_size] for i in range(0, len(todo), opts.batch_size)]
 
     def save():
         t = time.perf_counter()
@@ -168,49 +213,41 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
         summary.seconds["write"] += time.perf_counter() - t
 
     save()  # fails now, not after the work, if the output cannot be written
+    processes = min(opts.threads or (os.cpu_count() or 1), len(batches))
+    pool = None
+    if processes > 1:  # a process per core, each decoding and classifying whole batches
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        pool = context.Pool(processes, _start_worker, (str(classifier.path), opts.detector, folder, opts.annotate))
+        done = pool.imap(_run_batch, batches)
+    else:
+        done = map(_BatchWorker(classifier, opts.detector, folder, opts.annotate), batches)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
     last_save = time.monotonic()
+    stage = "decode" if opts.detector is None else "decode+detect"
     try:
-        with ThreadPoolExecutor(max_workers=opts.threads or (os.cpu_count() or 1)) as pool:
-            batches = [todo[i:i + opts.batch_size] for i in range(0, len(todo), opts.batch_size)]
-            ahead = [pool.submit(decode, n) for n in batches[0]] if batches else []
-            for b in range(len(batches)):
-                current = ahead
-                ahead = [pool.submit(decode, n) for n in batches[b + 1]] if b + 1 < len(batches) else []
-                items = [f.result() for f in current]
-                arrays = [a for it in items for a in it.arrays]
-                t = time.perf_counter()
-                # detected faces are averaged with their mirror: +0.4 points on validation portraits,
-                # and the classifier's cost is small next to detection's
-                probs = classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
-                summary.seconds["classify"] += time.perf_counter() - t
-                k = 0
-                for it in items:
-                    summary.seconds["decode" if not detecting else "decode+detect"] += it.seconds
-                    if it.error:
-                        summary.failed += 1
-                        summary.errors[it.error["error"]] += 1
-                        details[it.name] = it.error
-                        continue
-                    p = probs[k:k + len(it.arrays)]
-                    k += len(it.arrays)
-                    results[it.name], details[it.name] = _record(classifier.labels, p, it.faces)
-                    summary.classified += 1
-                    summary.no_face += detecting and results[it.name] is None
-                    if it.image is not None:
-                        try:
-                            _write_annotated(it.image, details[it.name]["faces"], Path(opts.annotate) / it.name)
-                        except OSError as e:
-                            details[it.name]["annotate_error"] = str(e)
-                bar.update(len(items))
-                if time.monotonic() - last_save > opts.checkpoint_seconds:
-                    save()
-                    last_save = time.monotonic()
+        for items, classify_seconds in done:
+            summary.seconds["classify"] += classify_seconds
+            for it in items:
+                summary.seconds[stage] += it.seconds
+                if it.error:
+                    summary.failed += 1
+                    summary.errors[it.error["error"]] += 1
+                    details[it.name] = it.error
+                    continue
+                results[it.name], details[it.name] = it.result, it.detail
+                summary.classified += 1
+                summary.no_face += opts.detector is not None and it.result is None
+            bar.update(len(items))
+            if time.monotonic() - last_save > opts.checkpoint_seconds:
+                save()
+                last_save = time.monotonic()
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
+        if pool is not None:
+            pool.terminate()
         bar.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -43,6 +43,8 @@ class TrainConfig:
     schedule: str | None = None  # "constant" or "cosine" (with one warm-up epoch fraction)
     label_smoothing: float | None = None  # softens noisy labels (CelebA/UTKFace have some)
     augment: float | None = None  # augmentation strength: 0 off, 1 full (crop/scale/blur/JPEG/colour)
+    teacher: str = ""  # ONNX model whose P(female) on each training image is mixed into its target (distillation)
+    teacher_weight: float = 0.5  # share of the teacher's probability in the target; the rest is the label
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
     patience: int = 3  # stop after this many epochs without a better val accuracy
@@ -74,12 +76,34 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
+def teacher_targets(cfg: TrainConfig, rows) -> np.ndarray:
+    """Each training image's target P(female): the label mixed with the teacher's answer on
+    its full frame. Soft targets pass on what the teacher learnt and temper label noise."""
+    from .classifier import Classifier
+    from .evaluate import predict_rows
+
+    p, _ = predict_rows(rows, Classifier(cfg.teacher), crop=1.0)
+    labels = np.array([r.label for r in rows], np.float64)
+    p = np.where(np.isnan(p), labels, p)
+    agree = ((p > 0.5) == (labels > 0.5)).mean()
+    print(f"teacher {cfg.teacher}: agrees with {agree:.4f} of the training labels; weight {cfg.teacher_weight}")
+    return ((1 - cfg.teacher_weight) * labels + cfg.teacher_weight * p).astype(np.float32)
+
+
+def soft_cross_entropy(logits: torch.Tensor, p_female: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy against target probabilities (male, female); with hard 0/1 targets this
+    is torch's cross_entropy with label smoothing."""
+    p = p_female.float() * (1 - smoothing) + smoothing / 2
+    target = torch.stack([1 - p, p], dim=1)
+    return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
+
+
 @torch.no_grad()
 def evaluate(model, loader, pre: Preprocess, desc: str = "val") -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a loader."""
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
-    for x, y in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+    for x, y, _ in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
         logits = model(to_model_input(x, pre))
         loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
@@ -102,8 +126,11 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.limit:
         train_rows = random.Random(cfg.seed).sample(train_rows, min(cfg.limit, len(train_rows)))
         val_rows = random.Random(cfg.seed).sample(val_rows, min(max(cfg.limit // 4, 1), len(val_rows)))
+    targets = None  # P(female) each training image should get; None: its label
+    if cfg.teacher:
+        targets = teacher_targets(cfg, train_rows)
     loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    train_loader = DataLoader(FaceDataset(train_rows, pre, augment=float(cfg.augment)), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
+    train_loader = DataLoader(FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
                               generator=torch.Generator().manual_seed(cfg.seed), **loader_args)
     val_loader = DataLoader(FaceDataset(val_rows, pre), **{**loader_args, "batch_size": 128})
 
@@ -134,7 +161,6 @@ def train(cfg: TrainConfig) -> dict:
         print(f"resuming after epoch {ckpt['epoch']} (best val acc {best_acc:.4f})")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     jitter = torch.Generator().manual_seed(cfg.seed + 1)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         if epoch - best_epoch > cfg.patience and best_epoch:
@@ -146,9 +172,9 @@ def train(cfg: TrainConfig) -> dict:
             model.eval()  # frozen backbone: keep its BatchNorm statistics
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
-        for x, y in bar:
+        for x, y, target in bar:
             logits = model(to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment)))
-            loss = loss_fn(logits, y)
+            loss = soft_cross_entropy(logits, target, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
