@@ -61,7 +61,7 @@ def _export(a) -> int:
     from .export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
-    meta = export(a.checkpoint, a.out, card=card, accurate=a.accurate, margin=a.margin)
+    meta = export(a.checkpoint, a.out, card=card, accurate=a.accurate, margin=a.margin, mirror=a.mirror)
     print(json.dumps(meta, indent=2))
     return 0
 
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--accurate", metavar="CHECKPOINT", help="make a cascade: this checkpoint re-answers the faces "
                    "the first is unsure of")
     s.add_argument("--margin", type=float, default=0.3, help="with --accurate: unsure = P(female) within this of 0.5")
+    s.add_argument("--mirror", action="store_true", help="with --accurate: it also answers for the mirror image")
     s.set_defaults(run=_export)
 
     s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")

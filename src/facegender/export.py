@@ -30,17 +30,21 @@ class WithSoftmax(torch.nn.Module):
 
 class Cascade(torch.nn.Module):
     """A fast net answers every face; the faces it is unsure of (P(female) within `margin`
-    of 0.5) get the accurate net's answer instead. One graph: the accurate net runs only on
-    the unsure rows (NonZero -> Gather -> ScatterND), so most faces cost only the fast net."""
+    of 0.5) get the accurate net's answer instead, averaged with its answer for the mirror
+    image when `mirror`. One graph: the accurate net runs only on the unsure rows
+    (NonZero -> Gather -> ScatterND), so most faces cost only the fast net."""
 
-    def __init__(self, fast: torch.nn.Module, accurate: torch.nn.Module, margin: float):
+    def __init__(self, fast: torch.nn.Module, accurate: torch.nn.Module, margin: float, mirror: bool = False):
         super().__init__()
-        self.fast, self.accurate, self.margin = fast, accurate, margin
+        self.fast, self.accurate, self.margin, self.mirror = fast, accurate, margin, mirror
 
     def forward(self, x):
         p = torch.softmax(self.fast(x), dim=1)
         unsure = ((p[:, 1] - 0.5).abs() < self.margin).nonzero()[:, 0]
-        q = torch.softmax(self.accurate(x.index_select(0, unsure)), dim=1)
+        xu = x.index_select(0, unsure)
+        q = torch.softmax(self.accurate(xu), dim=1)
+        if self.mirror:
+            q = (q + torch.softmax(self.accurate(xu.flip(3)), dim=1)) / 2
         return p.index_put((unsure,), q)
 
 
@@ -74,11 +78,12 @@ def write_checksum(path: Path) -> str:
 
 
 def export(checkpoint: str, out: str, card: dict | None = None, accurate: str | None = None,
-           margin: float = 0.0) -> dict:
+           margin: float = 0.0, mirror: bool = False) -> dict:
     """Write `out` (.onnx) and `out.sha256`; returns the metadata written.
 
     With `accurate` (a second checkpoint, same input size) the model is a `Cascade`: this
-    checkpoint answers, `accurate` re-answers faces within `margin` of 0.5; weights are
+    checkpoint answers, `accurate` re-answers faces within `margin` of 0.5 (with its mirror
+    image too when `mirror`); weights are
     stored as float16 to keep two nets in a few MB."""
     import onnx
 
@@ -90,8 +95,8 @@ def export(checkpoint: str, out: str, card: dict | None = None, accurate: str | 
         if (second_ckpt["width"], second_ckpt["height"], second_ckpt["mean"], second_ckpt["std"]) != \
                 (ckpt["width"], ckpt["height"], ckpt["mean"], ckpt["std"]):
             raise SystemExit("a cascade's two checkpoints must share input size and normalisation")
-        wrapped = Cascade(net, second, margin).eval()
-        cascade = {"cascade": {"fast": ckpt["model_name"], "accurate": second_ckpt["model_name"], "margin": margin,
+        wrapped = Cascade(net, second, margin, mirror).eval()
+        cascade = {"cascade": {"fast": ckpt["model_name"], "accurate": second_ckpt["model_name"], "margin": margin, "mirror": mirror,
                                "accurate_epoch": second_ckpt.get("epoch"), "accurate_val_acc": second_ckpt.get("val_acc")}}
     dummy = torch.zeros(1, 3, ckpt["height"], ckpt["width"])
     out_path = Path(out)
