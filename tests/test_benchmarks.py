@@ -24,3 +24,24 @@ def test_detection_benchmark_runs(tmp_path):
     report = json.loads((tmp_path / "d.json").read_text())
     assert report["celeba"]["photos"] == 6 and 0 <= report["celeba"]["detection_rate"] <= 1
     assert report["speed_640x480_photos_per_s"] > 0
+
+
+def test_mirror_margin_benchmark_runs(tmp_path):
+    import torch
+
+    from facegender import manifest, models
+    from facegender.export import export
+
+    manifest.write(tmp_path / "m.csv", manifest.read(SAMPLE)[::25])  # 40 faces, both data sets
+    net = models.get("mobilenet_v2").build(pretrained=True)
+    torch.save({"model": net.state_dict(), "model_name": "mobilenet_v2", "width": 80, "height": 96,
+                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}, tmp_path / "c.pt")
+    export(str(tmp_path / "c.pt"), str(tmp_path / "plain.onnx"))
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mirror_margin.py"), str(tmp_path / "plain.onnx"),
+                        "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "mm")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = json.loads((tmp_path / "mm.json").read_text())
+    assert {row["system"] for row in table} >= {"plain", "mirror, every face", "mirror when unsure, 0.15"}
+    assert all(0 <= row["second_passes"] <= 1 and 0 <= row["celeba"] <= 1 for row in table)
+    assert (tmp_path / "mm.png").stat().st_size > 0

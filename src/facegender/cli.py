@@ -61,7 +61,7 @@ def _export(a) -> int:
     from .export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
-    meta = export(a.checkpoint, a.out, card=card, accurate=a.accurate, margin=a.margin, mirror=a.mirror)
+    meta = export(a.checkpoint, a.out, card=card, mirror_margin=a.mirror_margin)
     print(json.dumps(meta, indent=2))
     return 0
 
@@ -119,10 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint")
     s.add_argument("--out", default="model.onnx")
     s.add_argument("--card", help="JSON file of model-card facts (data, metrics) to embed")
-    s.add_argument("--accurate", metavar="CHECKPOINT", help="make a cascade: this checkpoint re-answers the faces "
-                   "the first is unsure of")
-    s.add_argument("--margin", type=float, default=0.3, help="with --accurate: unsure = P(female) within this of 0.5")
-    s.add_argument("--mirror", action="store_true", help="with --accurate: it also answers for the mirror image")
+    s.add_argument("--mirror-margin", type=float, default=0.0, help="re-answer faces whose P(female) is within "
+                   "this of 0.5 as their mirror image too, and average (0 = never)")
     s.set_defaults(run=_export)
 
     s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")
