@@ -29,7 +29,7 @@ def test_logs_checkpoints_and_config(short_run):
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"train_loss", "train_acc", "val_loss", "val_acc"} <= set(rows[0])
-    assert (out / "best.pt").exists() and (out / "last.pt").exists()
+    assert (out / "best.pt").exists() and (out / "last.pt").exists() and (out / "curves.png").stat().st_size > 0
     assert json.loads((out / "config.json").read_text())["optimizer"] == "adamw"  # from the recipe
 
 
@@ -54,3 +54,29 @@ def test_feature_extraction_trains_only_the_head(small_manifests, tmp_path):
     imagenet = models.get("mobilenet_v2").build(pretrained=True).state_dict()
     assert torch.equal(trained["features.5.conv.1.0.weight"], imagenet["features.5.conv.1.0.weight"])
     assert not torch.equal(trained["classifier.1.weight"], models.get("mobilenet_v2").build(pretrained=True).state_dict()["classifier.1.weight"])
+
+
+def test_soft_targets_reduce_to_cross_entropy_with_label_smoothing():
+    import torch
+
+    from facegender.train import soft_cross_entropy
+    logits, labels = torch.randn(32, 2), torch.randint(0, 2, (32,))
+    expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+    assert torch.allclose(soft_cross_entropy(logits, labels.float(), 0.1), expected, atol=1e-6)
+
+
+def test_distillation_mixes_an_onnx_teachers_answers_into_the_targets(small_manifests, tmp_path):
+    import numpy as np
+
+    from facegender import manifest
+    from facegender.classifier import DEFAULT_MODEL
+    from facegender.train import teacher_targets
+    cfg = TrainConfig(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
+                      val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), epochs=1,
+                      batch_size=32, workers=0, limit=64, teacher=str(DEFAULT_MODEL), teacher_weight=0.5)
+    rows = manifest.read(cfg.train_manifest)[:40]
+    targets = teacher_targets(cfg, rows)
+    labels = np.array([r.label for r in rows])
+    assert np.all(np.abs(targets - labels) <= 0.5 + 1e-6)  # half label, half teacher
+    assert np.mean(np.abs(targets - labels) < 0.25) > 0.85  # the teacher mostly agrees with the labels
+    assert len(train(cfg)["history"]) == 1

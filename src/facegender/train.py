@@ -111,6 +111,27 @@ def evaluate(model, loader, pre: Preprocess, desc: str = "val") -> tuple[float, 
     return loss_sum / max(n, 1), correct / max(n, 1)
 
 
+def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
+    """Train and validation loss and accuracy per epoch (skipped without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, metric in zip(axes, ("loss", "acc")):
+        ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", label="train")
+        ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{title} {'accuracy' if metric == 'acc' else 'loss'}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def train(cfg: TrainConfig) -> dict:
     cfg = cfg.resolved()
     out = Path(cfg.out_dir)
@@ -193,6 +214,7 @@ def train(cfg: TrainConfig) -> dict:
             w = csv.DictWriter(f, fieldnames=list(row))
             w.writeheader()
             w.writerows(history)
+        plot_curves(history, out / "curves.png", title=f"{cfg.model} {pre.width}x{pre.height}")
         meta = dict(model_name=cfg.model, width=pre.width, height=pre.height, mean=pre.mean, std=pre.std)
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
