@@ -26,6 +26,8 @@ from .detect import DETECT_MAX_SIDE, annotate
 from .images import IMAGE_SUFFIXES, ImageError, load_rgb
 from .results import read_json, write_json_atomic
 
+INLINE_MAX = 16  # up to this many inputs run in the calling process: starting workers (~0.3 s) costs more
+
 # Exit codes of `facegender process` / `process.py`
 EXIT_ALL_OK, EXIT_SOME_FAILED, EXIT_NONE_OK, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 
@@ -203,7 +205,10 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     elif os.path.exists(opts.output):
         print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
     todo = [n for n in names if n not in results]
-    batches = [todo[i:i + opts.batch_size] for i in range(0, len(todo), opts.batch_size)]
+    cores = opts.threads or (os.cpu_count() or 1)
+    # at least 4 batches per worker, so no worker idles while another finishes a long batch
+    size = max(1, min(opts.batch_size, -(-len(todo) // (4 * cores))))
+    batches = [todo[i:i + size] for i in range(0, len(todo), size)]
 
     def save():
         t = time.perf_counter()
@@ -213,7 +218,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
         summary.seconds["write"] += time.perf_counter() - t
 
     save()  # fails now, not after the work, if the output cannot be written
-    processes = min(opts.threads or (os.cpu_count() or 1), len(batches))
+    processes = min(cores, len(batches)) if len(todo) > INLINE_MAX else 1
     pool = None
     if processes > 1:  # a process per core, each decoding and classifying whole batches
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
