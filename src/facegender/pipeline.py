@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,8 +224,8 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     pool = None
     if processes > 1:  # a process per core, each decoding and classifying whole batches
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        pool = context.Pool(processes, _start_worker, (str(classifier.path), opts.detector, folder, opts.annotate))
-        done = pool.imap(_run_batch, batches)
+        pool = ProcessPoolExecutor(processes, context, _start_worker, (str(classifier.path), opts.detector, folder, opts.annotate))
+        done = pool.map(_run_batch, batches)
     else:
         done = map(_BatchWorker(classifier, opts.detector, folder, opts.annotate), batches)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
@@ -250,9 +252,12 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
                 last_save = time.monotonic()
     except KeyboardInterrupt:
         summary.interrupted = True
+    except BrokenProcessPool:  # a worker was killed (out of memory?) or crashed inside a decoder
+        summary.interrupted = True
+        summary.notes.append("a worker process died (killed, out of memory, or a crash in a decoder)")
     finally:
         if pool is not None:
-            pool.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
