@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N largest faces (0 = all)")
     s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
     s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    s.add_argument("--threads", type=int, default=0, help="worker processes, one per core (0 = all cores)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=_process)
 
