@@ -128,9 +128,10 @@ class _BatchWorker:
         self.classifier, self.detector, self.folder, self.annotate_dir = classifier, detector, folder, annotate_dir
 
     def decode(self, name: str):
+        """(arrays, faces, photo, error); the decoded photo is kept only to be annotated."""
         try:
             arrays, faces, img = model_inputs(self.folder / name, self.classifier.pre, self.detector)
-            return arrays, faces, img, None
+            return arrays, faces, img if self.detector is not None and self.annotate_dir else None, None
         except ImageError as e:
             return [], None, None, {"error": e.reason, "message": str(e)}
         except Exception as e:  # never lose the run to one file
@@ -157,7 +158,7 @@ class _BatchWorker:
                 continue
             it.result, it.detail = _record(self.classifier.labels, probs[k:k + len(arrays)], faces)
             k += len(arrays)
-            if detecting and self.annotate_dir:
+            if img is not None:
                 try:
                     _write_annotated(img, it.detail["faces"], Path(self.annotate_dir) / it.name)
                 except OSError as e:
