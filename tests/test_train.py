@@ -80,3 +80,18 @@ def test_distillation_mixes_an_onnx_teachers_answers_into_the_targets(small_mani
     assert np.all(np.abs(targets - labels) <= 0.5 + 1e-6)  # half label, half teacher
     assert np.mean(np.abs(targets - labels) < 0.25) > 0.85  # the teacher mostly agrees with the labels
     assert len(train(cfg)["history"]) == 1
+
+
+def test_weight_average_is_what_validation_judges_and_best_holds(small_manifests, tmp_path):
+    import torch
+    base = dict(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
+                val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), batch_size=32,
+                augment=0.0, workers=0, limit=64, ema=0.5)
+    train(TrainConfig(epochs=1, **base))
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=False)["model"]
+    key = "features.0.0.weight"
+    assert torch.equal(best[key], last["averaged"]["module." + key])
+    assert not torch.equal(best[key], last["model"][key])  # the average is not the last step's weights
+    summary = train(TrainConfig(epochs=2, resume=True, **base))
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]

@@ -45,6 +45,7 @@ class TrainConfig:
     augment: float | None = None  # augmentation strength: 0 off, 1 full (crop/scale/blur/JPEG/colour)
     teacher: str = ""  # ONNX model whose P(female) on each training image is mixed into its target (distillation)
     teacher_weight: float = 0.5  # share of the teacher's probability in the target; the rest is the label
+    ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
     patience: int = 3  # stop after this many epochs without a better val accuracy
@@ -171,10 +172,17 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     total_steps = cfg.epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total_steps))
+    # an exponential moving average of the weights generalises better than the last step's
+    averaged = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     start_epoch, best_acc, best_epoch, history = 1, -1.0, 0, []
     if cfg.resume and (out / "last.pt").exists():
         ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["model"])
+        if averaged is not None:
+            averaged.load_state_dict(ckpt["averaged"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -200,11 +208,14 @@ def train(cfg: TrainConfig) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
             bar.set_postfix(loss=f"{loss_sum / n:.4f}", acc=f"{correct / n:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        val_loss, val_acc = evaluate(model, val_loader, pre)
+        kept = model if averaged is None else averaged.module  # what validation judges and best.pt holds
+        val_loss, val_acc = evaluate(kept, val_loader, pre)
         row = dict(epoch=epoch, train_loss=round(loss_sum / max(n, 1), 5), train_acc=round(correct / max(n, 1), 5),
                    val_loss=round(val_loss, 5), val_acc=round(val_acc, 5), lr=scheduler.get_last_lr()[0],
                    seconds=round(time.time() - t0, 1))
@@ -218,11 +229,12 @@ def train(cfg: TrainConfig) -> dict:
         meta = dict(model_name=cfg.model, width=pre.width, height=pre.height, mean=pre.mean, std=pre.std)
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
-            torch.save({"model": model.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
+            torch.save({"model": kept.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
             os.replace(out / "best.pt.tmp", out / "best.pt")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
-                    "history": history, **meta}, out / "last.pt.tmp")
+                    "history": history, **meta,
+                    **({"averaged": averaged.state_dict()} if averaged is not None else {})}, out / "last.pt.tmp")
         os.replace(out / "last.pt.tmp", out / "last.pt")
 
     summary = dict(config=asdict(cfg), best_epoch=best_epoch, best_val_acc=best_acc, history=history,
