@@ -74,3 +74,5 @@ def test_unsure_faces_are_averaged_with_their_mirror(exported, margin, tmp_path)
     assert np.abs(clf.predict(faces) - expected).max() < 1e-4
     if margin > 0.5:  # every face unsure: the same as averaging every face with its mirror
         assert np.abs(clf.predict(faces) - Classifier(path).predict(faces, flip=True)).max() < 1e-4
+    # flip=True (detect mode) does not mirror a second time what the graph already mirrored
+    assert np.abs(clf.predict(faces, flip=True) - expected).max() < 1e-4

@@ -56,12 +56,15 @@ class Classifier:
         self.labels = tuple(meta["labels"])
         self.pre = Preprocess(meta["width"], meta["height"], tuple(meta["mean"]), tuple(meta["std"]))
         self.input_name = self.session.get_inputs()[0].name
+        self.mirrors_unsure = bool(meta.get("mirror_margin"))  # the graph re-runs unsure faces mirrored
 
     def predict(self, faces: np.ndarray, flip: bool = False) -> np.ndarray:
-        """`flip` averages each face with its mirror image (twice the cost, steadier answers)."""
+        """`flip` averages each face with its mirror image (twice the cost, steadier answers).
+        A model exported with a mirror margin already does that for the faces it is unsure of,
+        which gives the same accuracy, so `flip` adds nothing to it."""
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         probs = self.session.run(None, {self.input_name: self.pre.normalize(faces)})[0]
-        if flip:
+        if flip and not self.mirrors_unsure:
             probs = (probs + self.session.run(None, {self.input_name: self.pre.normalize(faces[:, :, ::-1])})[0]) / 2
         return probs

@@ -147,8 +147,8 @@ class _BatchWorker:
             decoded.append((arrays, faces, img))
         arrays = [a for d in decoded for a in d[0]]
         t = time.perf_counter()
-        # detected faces are averaged with their mirror: +0.4 points on validation portraits,
-        # and the classifier's cost is small next to detection's
+        # detected faces are averaged with their mirror (+0.4 points on validation portraits
+        # for a plain model; one with a mirror margin does it itself for the unsure ones)
         detecting = self.detector is not None
         probs = self.classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
         seconds = time.perf_counter() - t
