@@ -95,3 +95,15 @@ def test_weight_average_is_what_validation_judges_and_best_holds(small_manifests
     assert not torch.equal(best[key], last["model"][key])  # the average is not the last step's weights
     summary = train(TrainConfig(epochs=2, resume=True, **base))
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
+
+
+def test_zoom_out_view_keeps_the_image_centred_and_repeats_its_border():
+    import numpy as np
+    from PIL import Image
+
+    from facegender.data import extend
+    a = np.random.default_rng(0).integers(0, 255, (30, 20, 3), dtype=np.uint8)
+    e = np.asarray(extend(Image.fromarray(a), 1.2))
+    assert e.shape == (36, 24, 3)
+    assert np.array_equal(e[3:33, 2:22], a)
+    assert np.array_equal(e[0, 2:22], a[0]) and np.array_equal(e[3:33, 0], a[:, 0])

@@ -19,6 +19,17 @@ from .manifest import Row
 from .preprocess import Preprocess
 
 
+MAX_ZOOM_OUT = 1.15  # loosest view: the frame plus 7.5% of its size on each side
+
+
+def extend(img: Image.Image, factor: float) -> Image.Image:
+    """The image grown `factor` times about its centre, new pixels repeating its border:
+    a looser framing of the same face."""
+    a = np.asarray(img)
+    dy, dx = (round(n * (factor - 1) / 2) for n in a.shape[:2])
+    return Image.fromarray(np.pad(a, ((dy, dy), (dx, dx), (0, 0)), mode="edge"))
+
+
 def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0) -> np.ndarray:
     """A random view of the face, in the model's input geometry (uint8 HxWx3).
 
@@ -26,7 +37,11 @@ def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0) 
     """
     if random.random() < 0.3 * strength:
         img = img.rotate(random.uniform(-12, 12), resample=Image.BILINEAR)
-    fraction = random.uniform(row.min_crop, 1.0)
+    # tightness from the row's tightest crop to looser than the whole frame, so that the
+    # whole frame is inside the range trained on, not at its rarely-drawn edge
+    fraction = random.uniform(row.min_crop, MAX_ZOOM_OUT)
+    if fraction > 1.0:
+        img, fraction = extend(img, fraction), 1.0
     shift = (random.uniform(-0.06, 0.06), random.uniform(-0.06, 0.06))
     out = Image.fromarray(pre.fit(img, fraction, shift, row.x_stretch))
     if random.random() < 0.25 * strength:  # low-resolution source: down to 35-80%, back up
