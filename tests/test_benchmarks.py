@@ -45,3 +45,15 @@ def test_mirror_margin_benchmark_runs(tmp_path):
     assert {row["system"] for row in table} >= {"plain", "mirror, every face", "mirror when unsure, 0.15"}
     assert all(0 <= row["second_passes"] <= 1 and 0 <= row["celeba"] <= 1 for row in table)
     assert (tmp_path / "mm.png").stat().st_size > 0
+
+
+def test_crop_tightness_benchmark_runs(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "crop_tightness.py"), "--manifest", str(SAMPLE),
+                        "--per-group", "12", "--fractions", "1.0", "0.6", "--out", str(tmp_path / "ct")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "ct.json").read_text())
+    assert report["images"] == {"celeba": 12, "utkface 18+": 12}
+    accs = report["accuracy"]["facegender-default"]
+    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in accs.values())
+    assert (tmp_path / "ct.png").stat().st_size > 0

@@ -28,7 +28,7 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     """
     clf = load_model(model)
     arrays, faces, _ = model_inputs(image, clf.pre, detector)
-    # as in `process`: detected faces are averaged with their mirror image
+    # as in `process`: detected faces are averaged with their mirror image (where the model does not do it itself)
     probs = clf.predict(np.stack(arrays), flip=detector is not None) if arrays else np.zeros((0, 2))
     return _record(clf.labels, probs, faces)[1]
 
