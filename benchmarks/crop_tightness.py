@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facegender.classifier import DEFAULT_MODEL, Classifier  # noqa: E402
 from facegender.evaluate import benchmark_samples, predict_rows  # noqa: E402
+from facegender.metrics import classification_metrics  # noqa: E402
 
 FRACTIONS = [1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5]  # share of the frame's side kept
 
@@ -43,11 +44,8 @@ def main() -> None:
         results[name] = {}
         for group, rows in groups.items():
             labels = np.array([r.label for r in rows])
-            accs = []
-            for fraction in a.fractions:
-                p, _ = predict_rows(rows, clf, crop=fraction)
-                accs.append(round(float(((p > 0.5) == (labels > 0.5)).mean()), 4))
-            results[name][group] = accs
+            results[name][group] = [round(classification_metrics(labels, predict_rows(rows, clf, crop=f)[0])["accuracy"], 4)
+                                    for f in a.fractions]
 
     header = f"{'model':28s} {'group':12s} " + " ".join(f"{f:>6.2f}" for f in a.fractions)
     print(header)
