@@ -1,4 +1,5 @@
 import json
+import random
 
 import numpy as np
 import onnxruntime as ort
@@ -76,3 +77,29 @@ def test_unsure_faces_are_averaged_with_their_mirror(exported, margin, tmp_path)
         assert np.abs(clf.predict(faces) - Classifier(path).predict(faces, flip=True)).max() < 1e-4
     # flip=True (detect mode) does not mirror a second time what the graph already mirrored
     assert np.abs(clf.predict(faces, flip=True) - expected).max() < 1e-4
+
+
+def test_shipped_model_recovers_to_a_trainable_checkpoint(tmp_path):
+    """`train --weights model.onnx`: the recovered net answers as the graph does in eval
+    mode, and its re-opened BatchNorms keep it accurate in train mode (batch statistics)."""
+    from facegender import manifest
+    from facegender.classifier import DEFAULT_MODEL
+    from facegender.recover import checkpoint_from_onnx
+
+    from .conftest import SAMPLE
+    rows = manifest.read(str(SAMPLE))
+    ckpt = checkpoint_from_onnx(str(DEFAULT_MODEL), rows[:200], images=200)
+    net = models.get(ckpt["model_name"]).build(pretrained=False)
+    net.load_state_dict(ckpt["model"])
+    clf = Classifier(DEFAULT_MODEL)
+    test_rows = random.Random(0).sample(rows[200:], 128)  # a mixed batch, as training draws
+    faces = np.stack([clf.pre.fit(load_rgb(r.path), x_stretch=r.x_stretch) for r in test_rows])
+    x = torch.from_numpy(clf.pre.normalize(faces))
+    graph = clf.predict(faces)[:, 1]
+    with torch.no_grad():
+        recovered = torch.softmax(net.eval()(x), 1)[:, 1].numpy()
+        batch_stats = torch.softmax(net.train()(x), 1)[:, 1].numpy()
+    sure = np.abs(recovered - 0.5) > 0.25  # the graph re-runs unsure faces mirrored; compare the others
+    assert sure.sum() > 100 and np.abs(recovered - graph)[sure].max() < 1e-4
+    labels = np.array([r.label for r in test_rows])
+    assert ((batch_stats > 0.5) == labels).mean() >= ((graph > 0.5) == labels).mean() - 0.03

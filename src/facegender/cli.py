@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val", dest="val_manifest")
     s.add_argument("--out", dest="out_dir")
     s.add_argument("--mode", choices=["finetune", "feature"])
-    s.add_argument("--weights", help="start from this checkpoint instead of ImageNet weights")
+    s.add_argument("--weights", help="start from this checkpoint (.pt) or exported model (.onnx, e.g. the shipped one) instead of ImageNet weights")
     s.add_argument("--resume", action="store_true", default=None)
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),

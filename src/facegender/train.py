@@ -31,7 +31,7 @@ class TrainConfig:
     val_manifest: str = "manifests/val.csv"
     out_dir: str = "runs/default"  # checkpoints, log.csv, summary.json
     mode: str = "finetune"  # "finetune" trains everything; "feature" only the new head
-    weights: str = ""  # start from this checkpoint (.pt) instead of ImageNet weights
+    weights: str = ""  # start from this checkpoint (.pt) or exported model (.onnx) instead of ImageNet weights
     resume: bool = False  # continue from out_dir/last.pt
     # None below means "the architecture's recipe" (models.REGISTRY[model].recipe)
     epochs: int | None = None  # passes over the training manifest
@@ -158,7 +158,13 @@ def train(cfg: TrainConfig) -> dict:
 
     # model and optimiser
     model = spec.build(pretrained=not cfg.weights)
-    if cfg.weights:
+    if cfg.weights.endswith(".onnx"):  # e.g. the shipped model: its BatchNorms re-opened on training faces
+        from .recover import checkpoint_from_onnx
+        recovered = checkpoint_from_onnx(cfg.weights, train_rows)
+        if recovered["model_name"] != cfg.model:
+            raise SystemExit(f"{cfg.weights} is a {recovered['model_name']}, not a {cfg.model} (pass --model {recovered['model_name']})")
+        model.load_state_dict(recovered["model"])
+    elif cfg.weights:
         state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("model", state))
     if cfg.mode == "feature":
