@@ -57,3 +57,12 @@ def test_crop_tightness_benchmark_runs(tmp_path):
     accs = report["accuracy"]["facegender-default"]
     assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in accs.values())
     assert (tmp_path / "ct.png").stat().st_size > 0
+
+
+def test_crop_size_benchmark_runs():
+    from facegender.classifier import DEFAULT_MODEL
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "crop_size.py"), str(DEFAULT_MODEL), "--manifest", str(SAMPLE),
+                        "--images", "40"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1].split()
+    assert last[:2] == ["all", "40"] and 0.5 < float(last[2]) <= 1.0

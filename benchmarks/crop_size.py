@@ -1,0 +1,57 @@
+"""Accuracy against crop size: models side by side on the original task's kind of input.
+
+    python benchmarks/crop_size.py MODEL.onnx [MODEL.onnx ...]
+
+The same 10,000 tight CelebA validation crops as `throughput.py` (23x30 to ~420x600 JPEGs,
+median ~120 px wide, like the original task's data), classified through the same decode and
+preprocessing as `process`, with accuracy per crop-width band. Why: a model can gain on the
+low-resolution validation frames and lose on larger, sharper crops; this shows it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from facegender import manifest  # noqa: E402
+from facegender.classifier import Classifier  # noqa: E402
+from facegender.images import load_rgb  # noqa: E402
+from throughput import build_folder  # noqa: E402
+
+BANDS = [(0, 50), (50, 80), (80, 120), (120, 200), (200, 10_000)]  # crop width, pixels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"))
+    ap.add_argument("--images", type=int, default=10_000)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = build_folder(manifest.read(a.manifest), Path(tmp), a.images)
+        files = sorted(truth)
+        images = [load_rgb(Path(tmp) / f) for f in files]
+    widths = np.array([im.width for im in images])
+    y = np.array([manifest.CLASSES.index(truth[f]) for f in files])
+    correct = {}
+    for path in a.models:
+        clf = Classifier(path)
+        p = np.concatenate([clf.predict(np.stack([clf.pre.fit(im) for im in images[s:s + 256]]))[:, 1]
+                            for s in range(0, len(images), 256)])
+        correct[Path(path).stem] = (p >= 0.5) == y
+    print(f"{'crop width px':>14} {'crops':>6} " + " ".join(f"{n:>20}" for n in correct))
+    for lo, hi in BANDS + [(0, 10_000)]:
+        m = (widths >= lo) & (widths < hi)
+        label = "all" if (lo, hi) == (0, 10_000) else f"{lo}-{hi if hi < 10_000 else ''}"
+        print(f"{label:>14} {m.sum():>6} " + " ".join(f"{c[m].mean():>20.4f}" for c in correct.values()))
+
+
+if __name__ == "__main__":
+    main()
