@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from PIL import Image  # noqa: E402
+
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
+from facegender.metrics import classification_metrics  # noqa: E402
+from facegender.pipeline import model_inputs  # noqa: E402
 from throughput import build_folder  # noqa: E402
 
 BANDS = [(0, 50), (50, 80), (80, 120), (120, 200), (200, 10_000)]  # crop width, pixels
@@ -36,22 +39,21 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         truth = build_folder(manifest.read(a.manifest), Path(tmp), a.images)
-        files = sorted(truth)
-        images = [load_rgb(Path(tmp) / f) for f in files]
-    widths = np.array([im.width for im in images])
-    y = np.array([manifest.CLASSES.index(truth[f]) for f in files])
-    correct = {}
-    for path in a.models:
-        clf = Classifier(path)
-        p = np.concatenate([clf.predict(np.stack([clf.pre.fit(im) for im in images[s:s + 256]]))[:, 1]
-                            for s in range(0, len(images), 256)])
-        correct[Path(path).stem] = (p >= 0.5) == y
-    print(f"{'crop width px':>14} {'crops':>6} " + " ".join(f"{n:>20}" for n in correct))
+        paths = [Path(tmp) / f for f in sorted(truth)]
+        widths = np.array([Image.open(p).width for p in paths])
+        y = np.array([manifest.CLASSES.index(truth[p.name]) for p in paths])
+        p_female = {}
+        for path in a.models:
+            clf = Classifier(path)
+            faces = [model_inputs(p, clf.pre)[0][0] for p in paths]  # process's decode + cut, per model size
+            p_female[Path(path).stem] = np.concatenate([clf.predict(np.stack(faces[s:s + 256]))[:, 1]
+                                                        for s in range(0, len(faces), 256)])
+    print(f"{'crop width px':>14} {'crops':>6} " + " ".join(f"{n:>20}" for n in p_female))
     for lo, hi in BANDS + [(0, 10_000)]:
         m = (widths >= lo) & (widths < hi)
         label = "all" if (lo, hi) == (0, 10_000) else f"{lo}-{hi if hi < 10_000 else ''}"
-        print(f"{label:>14} {m.sum():>6} " + " ".join(f"{c[m].mean():>20.4f}" for c in correct.values()))
-
+        print(f"{label:>14} {m.sum():>6} " + " ".join(f"{classification_metrics(y[m], p[m])['accuracy']:>20.4f}"
+                                                      for p in p_female.values()))
 
 if __name__ == "__main__":
     main()
