@@ -82,6 +82,29 @@ def test_distillation_mixes_an_onnx_teachers_answers_into_the_targets(small_mani
     assert len(train(cfg)["history"]) == 1
 
 
+
+def test_distillation_reads_a_teachers_answers_from_csv_and_refuses_gaps(small_manifests, tmp_path):
+    import os
+
+    import numpy as np
+
+    from facegender import manifest
+    from facegender.train import teacher_targets
+    rows = manifest.read(small_manifests / "train.csv")[:40]
+    answers = tmp_path / "teacher" / "answers.csv"
+    answers.parent.mkdir()
+    with open(answers, "w", newline="") as f:  # paths relative to the CSV, as the manifest writes them
+        w = csv.writer(f)
+        w.writerow(["path", "p_female"])
+        w.writerows([os.path.relpath(r.path, answers.parent), 0.9] for r in rows[:-1])
+    cfg = TrainConfig(teacher=str(answers), teacher_weight=0.25)
+    with pytest.raises(SystemExit, match="no answer for 1 training images"):
+        teacher_targets(cfg, rows)
+    targets = teacher_targets(cfg, rows[:-1])
+    labels = np.array([r.label for r in rows[:-1]])
+    np.testing.assert_allclose(targets, 0.75 * labels + 0.25 * 0.9, atol=1e-6)
+
+
 def test_weight_average_is_what_validation_judges_and_best_holds(small_manifests, tmp_path):
     import torch
     base = dict(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
