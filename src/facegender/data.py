@@ -62,8 +62,7 @@ def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0) 
 class FaceDataset(Dataset):
     """Items are (uint8 3xHxW tensor, label, target P(female)): augmented views when
     `augment` > 0 (its strength), else the centre crop of fraction `crop`. The target is
-    the label unless `targets` (e.g. a teacher's soft answers) are given; a row of `targets` may
-    carry more than P(female) (then P(female) first, e.g. followed by a face embedding)."""
+    the label unless `targets` (e.g. a teacher's soft answers) are given."""
 
     def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None):
         self.rows, self.pre, self.augment, self.crop, self.targets = rows, pre, augment, crop, targets
@@ -75,7 +74,7 @@ class FaceDataset(Dataset):
         row = self.rows[i]
         img = load_rgb(row.path)
         arr = augment(img, row, self.pre, self.augment) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
-        target = float(row.label) if self.targets is None else torch.as_tensor(self.targets[i])
+        target = float(row.label if self.targets is None else self.targets[i])
         return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target
 
 

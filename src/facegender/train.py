@@ -45,8 +45,6 @@ class TrainConfig:
     augment: float | None = None  # augmentation strength: 0 off, 1 full (crop/scale/blur/JPEG/colour)
     teacher: str = ""  # ONNX model, or CSV of path,p_female, whose P(female) for each training image is mixed into its target (distillation)
     teacher_weight: float = 0.5  # share of the teacher's probability in the target; the rest is the label
-    embeddings: str = ""  # .npy, one face embedding per training row (experiments/embedding_teacher.py's cache); the network also learns to predict it
-    embedding_weight: float = 1.0  # weight of that cosine loss beside the cross-entropy
     ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
@@ -167,16 +165,6 @@ def train(cfg: TrainConfig) -> dict:
     targets = None  # P(female) each training image should get; None: its label
     if cfg.teacher:
         targets = teacher_targets(cfg, train_rows)
-    if cfg.embeddings:  # each row's target becomes P(female) followed by its (centred, unit) face embedding
-        if cfg.limit:
-            raise SystemExit("--embeddings needs the whole training manifest (no --limit)")
-        emb = np.load(cfg.embeddings).astype(np.float32)
-        if len(emb) != len(train_rows):
-            raise SystemExit(f"{cfg.embeddings} has {len(emb)} embeddings for {len(train_rows)} training rows")
-        emb -= emb.mean(0)
-        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-        p = np.array([r.label for r in train_rows], np.float32) if targets is None else targets
-        targets = np.concatenate([p[:, None], emb], axis=1)
     loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     train_loader = DataLoader(FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
                               generator=torch.Generator().manual_seed(cfg.seed), **loader_args)
@@ -201,14 +189,7 @@ def train(cfg: TrainConfig) -> dict:
     elif cfg.mode != "finetune":
         raise SystemExit(f"unknown mode {cfg.mode!r}; choose finetune or feature")
     model = model.to(memory_format=torch.channels_last)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    embedding_head, features = None, {}
-    if cfg.embeddings:  # a side head on the pooled features predicts the embedding; not exported
-        head = spec.head(model)
-        embedding_head = torch.nn.Linear(head.in_features, targets.shape[1] - 1)
-        head.register_forward_pre_hook(lambda module, args: features.__setitem__("pooled", args[0]))
-        trained += list(embedding_head.parameters())
-    optimizer = make_optimizer(cfg, trained)
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     total_steps = cfg.epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total_steps))
     # an exponential moving average of the weights generalises better than the last step's
@@ -222,8 +203,6 @@ def train(cfg: TrainConfig) -> dict:
         model.load_state_dict(ckpt["model"])
         if averaged is not None:
             averaged.load_state_dict(ckpt["averaged"])
-        if embedding_head is not None:
-            embedding_head.load_state_dict(ckpt["embedding_head"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -244,12 +223,7 @@ def train(cfg: TrainConfig) -> dict:
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
         for x, y, target in bar:
             logits = model(to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment)))
-            if target.ndim == 2:  # P(female), then the face embedding
-                predicted = embedding_head(features["pooled"])
-                cosine = torch.nn.functional.cosine_similarity(predicted, target[:, 1:], dim=1).mean()
-                loss = soft_cross_entropy(logits, target[:, 0], cfg.label_smoothing) + cfg.embedding_weight * (1 - cosine)
-            else:
-                loss = soft_cross_entropy(logits, target, cfg.label_smoothing)
+            loss = soft_cross_entropy(logits, target, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -280,8 +254,7 @@ def train(cfg: TrainConfig) -> dict:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
                     "history": history, **meta,
-                    **({"averaged": averaged.state_dict()} if averaged is not None else {}),
-                    **({"embedding_head": embedding_head.state_dict()} if embedding_head is not None else {})}, out / "last.pt.tmp")
+                    **({"averaged": averaged.state_dict()} if averaged is not None else {})}, out / "last.pt.tmp")
         os.replace(out / "last.pt.tmp", out / "last.pt")
 
     summary = dict(config=asdict(cfg), best_epoch=best_epoch, best_val_acc=best_acc, history=history,
