@@ -82,7 +82,6 @@ def test_distillation_mixes_an_onnx_teachers_answers_into_the_targets(small_mani
     assert len(train(cfg)["history"]) == 1
 
 
-
 def test_distillation_reads_a_teachers_answers_from_csv_and_refuses_gaps(small_manifests, tmp_path):
     import os
 
