@@ -36,6 +36,19 @@ def test_onnx_agrees_with_pytorch_on_real_faces(exported):
     assert np.allclose(onnx_probs.sum(1), 1, atol=1e-5)
 
 
+def test_efficientnet_lite0_exports_and_agrees_with_pytorch(tmp_path):
+    torch.manual_seed(0)
+    net = models.get("efficientnet_lite0").build(pretrained=True).eval()
+    torch.save({"model": net.state_dict(), "model_name": "efficientnet_lite0", "width": 80, "height": 96,
+                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "epoch": 1, "val_acc": 0.5}, tmp_path / "c.pt")
+    export(str(tmp_path / "c.pt"), str(tmp_path / "m.onnx"))
+    clf = Classifier(tmp_path / "m.onnx")
+    faces = np.stack([clf.pre.fit(load_rgb(p)) for p in real_images("celeba-89x109", "male", 16)])
+    with torch.no_grad():
+        torch_probs = WithSoftmax(net)(torch.from_numpy(clf.pre.normalize(faces))).numpy()
+    assert np.abs(clf.predict(faces) - torch_probs).max() < 1e-4
+
+
 def test_metadata_carries_preprocessing_and_card(exported):
     _, path, meta = exported
     stored = json.loads(ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map["facegender"])
