@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import predict_rows  # noqa: E402
+from facegender.evaluate import population_masks, predict_rows  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 
 MARGINS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]  # half-widths of the unsure band around P = 0.5
@@ -44,8 +44,7 @@ def main() -> None:
     a = ap.parse_args()
 
     rows = manifest.read(a.manifest)
-    groups = {"celeba": np.array([r.source.startswith("celeba") for r in rows]),
-              "utkface 18+": np.array([r.source == "utkface" and bool(r.age) and int(r.age) >= 18 for r in rows])}
+    groups = population_masks(rows)
     y = np.array([r.label for r in rows])
     model, mirrored = Classifier(a.model), Mirrored(a.model)
     if model.meta.get("mirror_margin"):

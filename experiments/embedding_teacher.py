@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from facegender import manifest
 from facegender.classifier import Classifier
-from facegender.evaluate import predict_rows
+from facegender.evaluate import population_masks, predict_rows
 from facegender.metrics import classification_metrics
 
 _net = None  # (shape predictor, recognition network), one per worker process
@@ -74,9 +74,10 @@ def embeddings(manifest_path: str, cache_dir: Path) -> tuple[list[manifest.Row],
     with Pool(os.cpu_count() or 1, _load_dlib) as pool:
         vectors = list(tqdm(pool.imap(embed_one, [(r.path, r.x_stretch) for r in rows], chunksize=32),
                             total=len(rows), desc=f"embed {Path(manifest_path).name}", unit="face"))
+    vectors = np.stack(vectors)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(cache, np.stack(vectors))
-    return rows, np.stack(vectors)
+    np.save(cache, vectors)
+    return rows, vectors
 
 
 def fit_out_of_fold(train_x, train_y, groups, val_x, folds: int = 5):
@@ -88,12 +89,6 @@ def fit_out_of_fold(train_x, train_y, groups, val_x, folds: int = 5):
     for keep, held in GroupKFold(folds).split(train_x, train_y, groups):
         p_train[held] = fit(keep).predict_proba(train_x[held])[:, 1]
     return p_train, fit(np.arange(len(train_x))).predict_proba(val_x)[:, 1]
-
-
-def populations(rows) -> dict[str, np.ndarray]:
-    return {"CelebA": np.array([r.source.startswith("celeba") for r in rows]),
-            "UTKFace 18+": np.array([r.source == "utkface" and bool(r.age) and int(r.age) >= 18 for r in rows]),
-            "all": np.ones(len(rows), bool)}
 
 
 def main() -> None:
@@ -117,7 +112,7 @@ def main() -> None:
 
     answers = {Path(a.model).name: p_net_val, "dlib embeddings + logistic regression": p_emb_val,
                "mean of the two (the teacher)": (p_net_val + p_emb_val) / 2}
-    groups = populations(val_rows)
+    groups = {**population_masks(val_rows), "all": np.ones(len(val_rows), bool)}
     print(f"validation accuracy ({a.val})\n{'':40s}" + "".join(f"{g:>14s}" for g in groups))
     for name, p in answers.items():
         print(f"{name:40s}" + "".join(f"{classification_metrics(val_y[m], p[m])['accuracy']:14.4f}" for m in groups.values()))

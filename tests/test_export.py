@@ -14,14 +14,20 @@ from facegender.images import load_rgb
 from .conftest import real_images
 
 
+def checkpoint_of(name: str, folder) -> tuple[torch.nn.Module, str]:
+    """A registered model from ImageNet weights (random 2-class head), saved as train saves it."""
+    torch.manual_seed(0)
+    net = models.get(name).build(pretrained=True).eval()
+    torch.save({"model": net.state_dict(), "model_name": name, "width": 80, "height": 96,
+                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "epoch": 1, "val_acc": 0.5}, folder / "c.pt")
+    return net, str(folder / "c.pt")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
-    net = models.get("mobilenet_v2").build(pretrained=True).eval()
-    torch.save({"model": net.state_dict(), "model_name": "mobilenet_v2", "width": 80, "height": 96,
-                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "epoch": 1, "val_acc": 0.5}, d / "c.pt")
-    meta = export(str(d / "c.pt"), str(d / "m.onnx"), card={"data": "test"})
+    net, checkpoint = checkpoint_of("mobilenet_v2", d)
+    meta = export(checkpoint, str(d / "m.onnx"), card={"data": "test"})
     return net, d / "m.onnx", meta
 
 
@@ -37,11 +43,8 @@ def test_onnx_agrees_with_pytorch_on_real_faces(exported):
 
 
 def test_efficientnet_lite0_exports_and_agrees_with_pytorch(tmp_path):
-    torch.manual_seed(0)
-    net = models.get("efficientnet_lite0").build(pretrained=True).eval()
-    torch.save({"model": net.state_dict(), "model_name": "efficientnet_lite0", "width": 80, "height": 96,
-                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "epoch": 1, "val_acc": 0.5}, tmp_path / "c.pt")
-    export(str(tmp_path / "c.pt"), str(tmp_path / "m.onnx"))
+    net, checkpoint = checkpoint_of("efficientnet_lite0", tmp_path)
+    export(checkpoint, str(tmp_path / "m.onnx"))
     clf = Classifier(tmp_path / "m.onnx")
     faces = np.stack([clf.pre.fit(load_rgb(p)) for p in real_images("celeba-89x109", "male", 16)])
     with torch.no_grad():

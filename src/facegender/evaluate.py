@@ -33,11 +33,21 @@ def load_rows(data: str, limit: int = 0, seed: int = 0) -> list[manifest.Row]:
     return rows
 
 
+POPULATIONS = {  # the two face populations the benchmarks report, as row predicates
+    "celeba": lambda r: r.source.startswith("celeba"),
+    "utkface 18+": lambda r: r.source == "utkface" and bool(r.age) and int(r.age) >= 18,
+}
+
+
+def population_masks(rows) -> dict[str, np.ndarray]:
+    """Boolean masks over `rows`, one per population in POPULATIONS."""
+    return {name: np.array([member(r) for r in rows], bool) for name, member in POPULATIONS.items()}
+
+
 def benchmark_samples(manifest_path: str, per_group: int, seed: int = 0) -> dict[str, list]:
     """Seeded samples of the two face populations the benchmarks report: CelebA, UTKFace adults."""
     rows = manifest.read(manifest_path)
-    groups = {"celeba": [r for r in rows if r.source.startswith("celeba")],
-              "utkface 18+": [r for r in rows if r.source == "utkface" and r.age and int(r.age) >= 18]}
+    groups = {name: [r for r in rows if member(r)] for name, member in POPULATIONS.items()}
     rng = random.Random(seed)
     return {name: rng.sample(members, min(per_group, len(members))) for name, members in groups.items()}
 
