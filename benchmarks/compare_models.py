@@ -1,0 +1,60 @@
+"""Candidate models side by side on the validation split: the figures that decide what ships.
+
+    python benchmarks/compare_models.py NAME=MODEL.onnx [NAME=MODEL.onnx ...] [--out docs/x.txt]
+
+Accuracy on CelebA (aligned frames and tight 0.65 crops: the #2 target), UTKFace adults,
+and all validation images, with the standard error of each CelebA figure, so a gain can be
+told from noise. The first model is the baseline the others are measured against.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from facegender import manifest  # noqa: E402
+from facegender.classifier import Classifier  # noqa: E402
+from facegender.evaluate import population_masks, predict_rows  # noqa: E402
+
+COLUMNS = [("CelebA frames", "celeba", 1.0), ("CelebA tight", "celeba", 0.65),
+           ("UTK 18+ frames", "utkface 18+", 1.0), ("all frames", None, 1.0)]
+
+
+def accuracies(model: str, rows, y, masks) -> list[float]:
+    clf = Classifier(model)
+    correct = {crop: (predict_rows(rows, clf, crop)[0] > 0.5) == y for crop in {c for _, _, c in COLUMNS}}
+    return [float(correct[crop][masks[group]].mean() if group else correct[crop].mean()) for _, group, crop in COLUMNS]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+", help="NAME=PATH.onnx; the first is the baseline")
+    ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"))
+    ap.add_argument("--out", help="also write the table to this text file")
+    a = ap.parse_args()
+
+    rows = manifest.read(a.manifest)
+    y = np.array([r.label for r in rows]) == 1
+    masks = population_masks(rows)
+    named = [m.split("=", 1) if "=" in m else (Path(m).stem, m) for m in a.models]
+    table = {name: accuracies(path, rows, y, masks) for name, path in named}
+    n_celeba = int(masks["celeba"].sum())
+    lines = [f"{len(rows)} validation images, {n_celeba} CelebA; accuracy (CelebA standard error "
+             f"~{np.sqrt(0.97 * 0.03 / n_celeba):.4f})",
+             f"{'model':24}" + "".join(f"{c:>16}" for c, _, _ in COLUMNS)]
+    base = table[named[0][0]]
+    for name, accs in table.items():
+        cells = [f"{v:.4f}" + (f" ({v - b:+.4f})" if name != named[0][0] else "") for v, b in zip(accs, base)]
+        lines.append(f"{name:24}" + "".join(f"{c:>16}" for c in cells))
+    print("\n".join(lines))
+    if a.out:
+        Path(a.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
