@@ -46,11 +46,11 @@ def main() -> None:
     n_celeba = int(masks["celeba"].sum())
     lines = [f"{len(rows)} validation images, {n_celeba} CelebA; accuracy (CelebA standard error "
              f"~{np.sqrt(0.97 * 0.03 / n_celeba):.4f})",
-             f"{'model':24}" + "".join(f"{c:>16}" for c, _, _ in COLUMNS)]
+             f"{'model':24}" + "".join(f"{c:>18}" for c, _, _ in COLUMNS)]
     base = table[named[0][0]]
     for name, accs in table.items():
         cells = [f"{v:.4f}" + (f" ({v - b:+.4f})" if name != named[0][0] else "") for v, b in zip(accs, base)]
-        lines.append(f"{name:24}" + "".join(f"{c:>16}" for c in cells))
+        lines.append(f"{name:24}" + "".join(f"{c:>18}" for c in cells))
     print("\n".join(lines))
     if a.out:
         Path(a.out).write_text("\n".join(lines) + "\n")

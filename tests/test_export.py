@@ -136,3 +136,23 @@ def test_shipped_model_recovers_to_a_trainable_checkpoint(tmp_path):
     assert sure.sum() > 100 and np.abs(recovered - graph)[sure].max() < 1e-4
     labels = np.array([r.label for r in test_rows])
     assert ((batch_stats > 0.5) == labels).mean() >= ((graph > 0.5) == labels).mean() - 0.03
+
+
+def test_half_weight_efficientnet_export_recovers_to_a_trainable_checkpoint(tmp_path):
+    """`train --weights` from a Lite0 stored as float16: its Casts are read through and each
+    BatchNorm finds its convolution past the convolution's own padding module."""
+    from facegender import manifest
+    from facegender.recover import checkpoint_from_onnx
+
+    from .conftest import SAMPLE
+    _, checkpoint = checkpoint_of("efficientnet_lite0", tmp_path)
+    export(checkpoint, str(tmp_path / "half.onnx"), half_weights=True)
+    rows = random.Random(0).sample(manifest.read(str(SAMPLE)), 96)
+    ckpt = checkpoint_from_onnx(str(tmp_path / "half.onnx"), rows[:64], images=64)
+    net = models.get(ckpt["model_name"]).build(pretrained=False)
+    net.load_state_dict(ckpt["model"])
+    clf = Classifier(tmp_path / "half.onnx")
+    faces = np.stack([clf.pre.fit(load_rgb(r.path), x_stretch=r.x_stretch) for r in rows[64:]])
+    with torch.no_grad():
+        recovered = torch.softmax(net.eval()(torch.from_numpy(clf.pre.normalize(faces))), 1).numpy()
+    assert np.abs(recovered - clf.predict(faces)).max() < 1e-4

@@ -25,10 +25,12 @@ from .preprocess import Preprocess
 
 def folded_weights(graph) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
     """(weight, bias) of each Conv of the first pass through the net, and its Gemm's (weight,
-    bias). A mirror pass reuses the same weights through Identity nodes: it is skipped."""
+    bias). A mirror pass reuses the same weights through Identity nodes: it is skipped.
+    Weights stored as float16 (`export --half-weights`) are read through their Casts."""
     from onnx import numpy_helper
 
-    init = {t.name: numpy_helper.to_array(t).copy() for t in graph.initializer}
+    init = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer}
+    init.update({n.output[0]: init[n.input[0]] for n in graph.node if n.op_type == "Cast" and n.input[0] in init})
     convs, gemm = [], None
     for node in graph.node:
         if node.op_type == "Conv" and node.input[1] in init:
@@ -36,6 +38,19 @@ def folded_weights(graph) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np
         elif node.op_type == "Gemm" and gemm is None:
             gemm = (init[node.input[1]], init[node.input[2]])
     return convs, gemm
+
+
+def conv_batchnorm_pairs(net: torch.nn.Module) -> list:
+    """Each BatchNorm with the convolution it follows (the one export folds it into). A
+    convolution's own children (EfficientNet's padding module) may come between them."""
+    pairs, last_conv = [], None
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            last_conv = m
+        elif isinstance(m, torch.nn.BatchNorm2d) and last_conv is not None:
+            pairs.append((last_conv, m))
+            last_conv = None
+    return pairs
 
 
 def checkpoint_from_onnx(path: str, rows, images: int = 2048, seed: int = 0) -> dict:
@@ -47,9 +62,7 @@ def checkpoint_from_onnx(path: str, rows, images: int = 2048, seed: int = 0) -> 
     spec = models.get(meta["architecture"])
     net = spec.build(pretrained=False).eval()
     convs, gemm = folded_weights(model.graph)
-    modules = list(net.modules())
-    pairs = [(m, bn) for m, bn in zip(modules, modules[1:])
-             if isinstance(m, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d)]
+    pairs = conv_batchnorm_pairs(net)
     if len(pairs) != len(convs) or gemm is None:
         raise SystemExit(f"{path}: {len(convs)} folded convolutions, {meta['architecture']} has {len(pairs)}")
     with torch.no_grad():
