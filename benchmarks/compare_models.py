@@ -3,7 +3,7 @@
     python benchmarks/compare_models.py NAME=MODEL.onnx [NAME=MODEL.onnx ...] [--out docs/x.txt]
 
 Accuracy on CelebA (aligned frames and tight 0.65 crops: the #2 target), UTKFace adults,
-and all validation images, with the standard error of each CelebA figure, so a gain can be
+and all validation images, with the standard error of the CelebA figures, so a gain can be
 told from noise. The first model is the baseline the others are measured against.
 """
 from __future__ import annotations
