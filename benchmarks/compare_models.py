@@ -20,15 +20,20 @@ sys.path.insert(0, str(ROOT / "src"))
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
 from facegender.evaluate import population_masks, predict_rows  # noqa: E402
+from facegender.metrics import classification_metrics  # noqa: E402
 
 COLUMNS = [("CelebA frames", "celeba", 1.0), ("CelebA tight", "celeba", 0.65),
-           ("UTK 18+ frames", "utkface 18+", 1.0), ("all frames", None, 1.0)]
+           ("UTK 18+ frames", "utkface 18+", 1.0), ("all frames", "all", 1.0)]
 
 
 def accuracies(model: str, rows, y, masks) -> list[float]:
     clf = Classifier(model)
-    correct = {crop: (predict_rows(rows, clf, crop)[0] > 0.5) == y for crop in {c for _, _, c in COLUMNS}}
-    return [float(correct[crop][masks[group]].mean() if group else correct[crop].mean()) for _, group, crop in COLUMNS]
+    p = {}
+    for crop in {c for _, _, c in COLUMNS}:
+        p[crop], failures = predict_rows(rows, clf, crop)
+        if failures:
+            raise SystemExit(f"{model}: {len(failures)} validation images failed, first {failures[0]}")
+    return [classification_metrics(y[masks[group]], p[crop][masks[group]])["accuracy"] for _, group, crop in COLUMNS]
 
 
 def main() -> None:
@@ -39,15 +44,15 @@ def main() -> None:
     a = ap.parse_args()
 
     rows = manifest.read(a.manifest)
-    y = np.array([r.label for r in rows]) == 1
-    masks = population_masks(rows)
+    y = np.array([r.label for r in rows])
+    masks = {**population_masks(rows), "all": np.ones(len(rows), bool)}
     named = [m.split("=", 1) if "=" in m else (Path(m).stem, m) for m in a.models]
     table = {name: accuracies(path, rows, y, masks) for name, path in named}
+    base = table[named[0][0]]
     n_celeba = int(masks["celeba"].sum())
     lines = [f"{len(rows)} validation images, {n_celeba} CelebA; accuracy (CelebA standard error "
-             f"~{np.sqrt(0.97 * 0.03 / n_celeba):.4f})",
+             f"~{np.sqrt(base[0] * (1 - base[0]) / n_celeba):.4f})",
              f"{'model':24}" + "".join(f"{c:>18}" for c, _, _ in COLUMNS)]
-    base = table[named[0][0]]
     for name, accs in table.items():
         cells = [f"{v:.4f}" + (f" ({v - b:+.4f})" if name != named[0][0] else "") for v, b in zip(accs, base)]
         lines.append(f"{name:24}" + "".join(f"{c:>18}" for c in cells))

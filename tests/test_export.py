@@ -23,6 +23,12 @@ def checkpoint_of(name: str, folder) -> tuple[torch.nn.Module, str]:
     return net, str(folder / "c.pt")
 
 
+def torch_answers(net: torch.nn.Module, clf: Classifier, faces: np.ndarray) -> np.ndarray:
+    """What the PyTorch net says of `faces`, prepared as the ONNX model prepares them."""
+    with torch.no_grad():
+        return WithSoftmax(net.eval())(torch.from_numpy(clf.pre.normalize(faces))).numpy()
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("export")
@@ -36,8 +42,7 @@ def test_onnx_agrees_with_pytorch_on_real_faces(exported):
     clf = Classifier(path)
     faces = np.stack([clf.pre.fit(load_rgb(p)) for p in real_images("utkface", "female", 16)])
     onnx_probs = clf.predict(faces)
-    with torch.no_grad():
-        torch_probs = WithSoftmax(net)(torch.from_numpy(clf.pre.normalize(faces))).numpy()
+    torch_probs = torch_answers(net, clf, faces)
     assert np.abs(onnx_probs - torch_probs).max() < 1e-4
     assert np.allclose(onnx_probs.sum(1), 1, atol=1e-5)
 
@@ -49,8 +54,7 @@ def test_efficientnet_lite0_exports_and_agrees_with_pytorch(tmp_path):
     export(checkpoint, str(tmp_path / "mirror.onnx"), mirror_margin=1e-7)
     clf = Classifier(tmp_path / "m.onnx")
     faces = np.stack([clf.pre.fit(load_rgb(p)) for p in real_images("celeba-89x109", "male", 16)])
-    with torch.no_grad():
-        torch_probs = WithSoftmax(net)(torch.from_numpy(clf.pre.normalize(faces))).numpy()
+    torch_probs = torch_answers(net, clf, faces)
     assert np.abs(clf.predict(faces) - torch_probs).max() < 1e-4
     assert np.abs(Classifier(tmp_path / "mirror.onnx").predict(faces) - torch_probs).max() < 1e-4
 
@@ -62,8 +66,7 @@ def test_half_weights_halve_the_file_and_keep_the_answers(exported, tmp_path):
     assert meta["bytes"] < 0.55 * path.stat().st_size
     clf = Classifier(tmp_path / "half.onnx")
     faces = np.stack([clf.pre.fit(load_rgb(p)) for p in real_images("utkface", "male", 16)])
-    with torch.no_grad():
-        torch_probs = WithSoftmax(net)(torch.from_numpy(clf.pre.normalize(faces))).numpy()
+    torch_probs = torch_answers(net, clf, faces)
     half_probs = clf.predict(faces)
     assert 0 < np.abs(half_probs - torch_probs).max() < 1e-2  # rounded weights, not float32 ones
     assert clf.session.get_inputs()[0].type == "tensor(float)"
@@ -100,9 +103,7 @@ def test_unsure_faces_are_averaged_with_their_mirror(exported, margin, tmp_path)
     assert meta["mirror_margin"] == margin
     clf = Classifier(tmp_path / "m.onnx")
     faces = np.stack([clf.pre.fit(load_rgb(p)) for p in real_images("celeba-89x109", "male", 24)])
-    with torch.no_grad():
-        plain = WithSoftmax(net)(torch.from_numpy(clf.pre.normalize(faces))).numpy()
-        mirrored = WithSoftmax(net)(torch.from_numpy(clf.pre.normalize(faces[:, :, ::-1]))).numpy()
+    plain, mirrored = torch_answers(net, clf, faces), torch_answers(net, clf, faces[:, :, ::-1])
     unsure = np.abs(plain[:, 1] - 0.5) < margin
     expected = np.where(unsure[:, None], (plain + mirrored) / 2, plain)
     assert np.abs(clf.predict(faces) - expected).max() < 1e-4
@@ -153,6 +154,4 @@ def test_half_weight_efficientnet_export_recovers_to_a_trainable_checkpoint(tmp_
     net.load_state_dict(ckpt["model"])
     clf = Classifier(tmp_path / "half.onnx")
     faces = np.stack([clf.pre.fit(load_rgb(r.path), x_stretch=r.x_stretch) for r in rows[64:]])
-    with torch.no_grad():
-        recovered = torch.softmax(net.eval()(torch.from_numpy(clf.pre.normalize(faces))), 1).numpy()
-    assert np.abs(recovered - clf.predict(faces)).max() < 1e-4
+    assert np.abs(torch_answers(net, clf, faces) - clf.predict(faces)).max() < 1e-4
