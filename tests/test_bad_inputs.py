@@ -40,6 +40,32 @@ def _exif_rotated_jpeg() -> bytes:
     return buf.getvalue()
 
 
+def _phone(fmt: str, img: Image.Image, **kw) -> bytes:
+    """img as a phone writes it: HEIC through pillow-heif, AVIF through Pillow's own plugin."""
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+        register_heif_opener()
+    buf = io.BytesIO()
+    img.save(buf, fmt, quality=90, **kw)
+    return buf.getvalue()
+
+
+def _exif_rotated_phone(fmt: str) -> bytes:
+    """The face stored on its side with EXIF orientation 6 (pillow-heif turns that into the
+    HEIF's own rotation box on save, as iPhones write it; AVIF keeps the EXIF tag)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _phone(fmt, _face().transpose(Image.ROTATE_90), exif=exif.tobytes())
+
+
+def _phone_bomb(fmt: str) -> bytes:
+    """A small HEIC/AVIF whose 'ispe' box (the image size in the header) claims 9000x6000."""
+    data = bytearray(_phone(fmt, Image.new("RGB", (64, 64), (120, 90, 80))))
+    at = data.find(b"ispe")
+    data[at + 8:at + 16] = struct.pack(">II", 9000, 6000)
+    return bytes(data)
+
+
 def build_corpus(d):
     """name -> expected outcome: 'ok' or the error reason."""
     face_bytes = FACE.read_bytes()
@@ -71,6 +97,10 @@ def build_corpus(d):
     save("alpha.png", _face("RGBA"), "PNG")
     put("rotated_exif.jpg", _exif_rotated_jpeg(), "ok")
     save("tiny.png", Image.new("RGB", (1, 1), (128, 100, 90)), "PNG")
+    for fmt, suffix in (("HEIF", "heic"), ("AVIF", "avif")):
+        put(f"face.{suffix}", _phone(fmt, _face()), "ok")
+        put(f"rotated_exif.{suffix}", _exif_rotated_phone(fmt), "ok")
+        put(f"bomb.{suffix}", _phone_bomb(fmt), "too_large")
     put("bomb.png", _png_with_size(30000, 30000), "too_large")
     os.symlink(d / "missing-target.jpg", d / "broken_link.jpg")
     expect["broken_link.jpg"] = "broken_symlink"
@@ -123,6 +153,32 @@ def test_exif_orientation_is_honoured():
     decoded = np.asarray(load_rgb(_exif_rotated_jpeg()), np.float32)
     assert decoded.shape == upright.shape
     assert np.abs(decoded - upright).mean() < 6
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_formats_decode_upright(fmt):
+    upright = np.asarray(_face(), np.float32)
+    for data in (_phone(fmt, _face()), _exif_rotated_phone(fmt)):
+        decoded = np.asarray(load_rgb(data), np.float32)
+        assert decoded.shape == upright.shape
+        assert np.abs(decoded - upright).mean() < 6
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_bomb_is_refused_from_the_header(fmt):
+    with pytest.raises(ImageError) as e:
+        load_rgb(_phone_bomb(fmt))
+    assert e.value.reason == "too_large" and "9000x6000" in str(e.value)
+
+
+def test_heif_support_is_loaded_only_when_a_file_needs_it(tmp_path):
+    heic = tmp_path / "face.heic"
+    heic.write_bytes(_phone("HEIF", _face()))
+    code = ("import sys; from facegender import pipeline, api; from facegender.images import load_rgb; "
+            f"load_rgb({str(FACE)!r}); assert 'pillow_heif' not in sys.modules, 'imported for a JPEG'; "
+            f"assert load_rgb({str(heic)!r}).size == (89, 109); assert 'pillow_heif' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
 
 
 def test_bomb_is_refused_from_the_header_quickly():

@@ -2,6 +2,9 @@
 
 One function, `load_rgb`, is the only way images enter facegender, so training, evaluation
 and inference see pixels decoded the same way (EXIF orientation, modes, alpha, bombs).
+Phone formats: AVIF is Pillow's own (11.3+ wheels); HEIC/HEIF comes from pillow-heif, whose
+opener is registered the first time PIL does not recognise a file (importing it costs ~85 ms,
+which a folder of JPEGs need not pay).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 # A 30,000 x 30,000 image would need 2.7 GB as RGB; refuse anything over this many pixels
 # before decoding (the header alone tells the size, so the refusal costs no memory).
 MAX_PIXELS = 40_000_000
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clearer error than PIL's warning
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a face
 
@@ -27,6 +30,25 @@ class ImageError(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+_heif_registered = False
+
+
+def _register_heif() -> bool:
+    """Teach PIL HEIC/HEIF (pillow-heif) once; False when it was already taught or is absent.
+    pillow-heif removes the EXIF orientation after applying the file's own rotation (irot/imir),
+    so exif_transpose below cannot rotate a HEIC twice."""
+    global _heif_registered
+    if _heif_registered:
+        return False
+    _heif_registered = True
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
 
 
 def _open(source) -> Image.Image:
@@ -57,7 +79,14 @@ def _open(source) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Image.open(fp)
+            try:
+                return Image.open(fp)
+            except UnidentifiedImageError:
+                if not _register_heif():
+                    raise
+                if isinstance(fp, io.BytesIO):
+                    fp.seek(0)
+                return Image.open(fp)
     except PermissionError:
         raise ImageError("permission_denied", f"{source} cannot be read (permission denied)") from None
     except FileNotFoundError:
