@@ -1,0 +1,55 @@
+"""Typed responses: what /docs shows and what every answer is checked against."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class FaceOut(BaseModel):
+    box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright photo")
+    landmarks: list[list[float]] = Field(description="eyes, nose, mouth corners: 5 x (x, y)")
+    gender: str
+    probability: float = Field(description="of the gender given")
+    p_female: float
+    detector_confidence: float
+
+
+class FileResult(BaseModel):
+    """The file's record in `process --details`, plus `file`: crop mode fills gender,
+    probability, p_female; detect mode fills faces (largest first, and reason when empty);
+    a file that could not be read fills error (reason code) and message."""
+    file: str | None = Field(description="the part's filename (or the JSON image's name)")
+    gender: str | None = None
+    probability: float | None = None
+    p_female: float | None = None
+    faces: list[FaceOut] | None = None
+    reason: str | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class ClassifyOut(BaseModel):
+    results: list[FileResult] = Field(description="one per file, in the order sent")
+
+
+class ModelOut(BaseModel):
+    name: str
+    labels: list[str]
+    input_size: dict[str, int]
+    version: str
+    sha256: str
+    architecture: str | None = None
+    validation: dict = Field(description="validation figures embedded at export")
+    card: dict = Field(description="every model-card fact embedded in the model (Classifier.meta)")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ErrorOut(BaseModel):
+    detail: str | list | dict
+
+
+ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in [
+    (401, "missing or wrong API key"), (413, "request too large or too many files"),
+    (415, "not multipart/form-data or JSON"), (422, "malformed request"), (504, "the request took too long")]}

@@ -1,0 +1,53 @@
+"""Every knob of the HTTP service in one object, so the CLI, the environment and the tests
+configure the same thing. Defaults are the safe ones: loopback only, no CORS, bounded memory."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+from ..images import MAX_PIXELS
+
+ENV_PREFIX = "FACEGENDER_"  # each field can be set as FACEGENDER_<FIELD> (e.g. FACEGENDER_API_KEY)
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"  # loopback: reachable from this machine only unless asked
+    port: int = 8000
+    model: str | None = None  # ONNX model path; None = the shipped one
+    api_key: str | None = None  # when set, /v1/* and /metrics need X-API-Key or Authorization: Bearer
+    cors_origins: list[str] = field(default_factory=list)  # empty = no CORS headers at all
+    max_request_bytes: int = 32 * 1024 * 1024  # whole request body, multipart or JSON
+    max_files: int = 64  # parts named `files` (or JSON images) per request
+    max_pixels: int = MAX_PIXELS  # per image; only lower than process's guard, never higher
+    request_timeout: float = 30.0  # seconds per request, body included -> 504 with a detail
+    workers: int = 0  # threads for decoding and classifying; 0 = one per core
+    max_decoded: int = 64  # decoded inputs held at once (waiting to be classified), all requests together
+    batch_size: int = 64  # faces per model call at most
+    batch_wait_ms: float = 3.0  # how long the batcher waits for more faces to join a batch
+    max_connections: int = 256  # uvicorn answers 503 beyond this many concurrent connections
+    graceful_seconds: float = 8.0  # SIGTERM: in-flight requests get this long, then the process exits
+
+    def __post_init__(self):
+        if isinstance(self.cors_origins, str):
+            self.cors_origins = [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        self.workers = self.workers or (os.cpu_count() or 1)
+        if not 0 < self.max_pixels <= MAX_PIXELS:
+            raise ValueError(f"max_pixels must be between 1 and {MAX_PIXELS:,} (process's decompression-bomb guard)")
+        for name in ("max_request_bytes", "max_files", "max_decoded", "batch_size", "request_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    @classmethod
+    def from_env(cls, environ=None, **given) -> "Settings":
+        """Fields from FACEGENDER_* variables, then the `given` ones (command-line flags) over them."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            kind = type(f.default) if isinstance(f.default, (int, float)) else str  # lists come as "a,b"
+            values[f.name] = kind(raw)
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(**values)
