@@ -66,6 +66,16 @@ def _export(a) -> int:
     return 0
 
 
+def _serve(a) -> int:
+    from .service.server import serve
+    from .service.settings import Settings
+
+    return serve(Settings.from_env(host=a.host, port=a.port, api_key=a.api_key, model=a.model, cors_origins=a.cors_origin,
+                                   max_request_bytes=a.max_request_mb and int(a.max_request_mb * 2**20),
+                                   max_files=a.max_files, max_pixels=a.max_pixels, request_timeout=a.timeout,
+                                   workers=a.workers))
+
+
 def _evaluate(a) -> int:
     from .evaluate import evaluate_cli
 
@@ -132,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="evaluation", help="folder for report.json, report.md and plots")
     s.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many images")
     s.set_defaults(run=_evaluate)
+
+    s = sub.add_parser("serve", help="HTTP service: POST /v1/classify, web page at /, docs at /docs (extra `serve`)",
+                       description="Every option can also be set as FACEGENDER_<NAME> (e.g. FACEGENDER_API_KEY).")
+    s.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, help="default 8000")
+    s.add_argument("--api-key", help="require this key (X-API-Key or Authorization: Bearer) on /v1/* and /metrics")
+    s.add_argument("--model", help="ONNX model (default: the shipped model)")
+    s.add_argument("--cors-origin", help="allow these browser origins, comma-separated (default: no CORS)")
+    s.add_argument("--max-request-mb", type=float, help="request body limit (default 32)")
+    s.add_argument("--max-files", type=int, help="files per request (default 64)")
+    s.add_argument("--max-pixels", type=int, help="pixels per image (default and maximum: process's 40,000,000)")
+    s.add_argument("--timeout", type=float, help="seconds per request (default 30)")
+    s.add_argument("--workers", type=int, help="decode/classify threads (default: one per core)")
+    s.set_defaults(run=_serve)
     return p
 
 
