@@ -155,3 +155,26 @@ def test_half_weight_efficientnet_export_recovers_to_a_trainable_checkpoint(tmp_
     clf = Classifier(tmp_path / "half.onnx")
     faces = np.stack([clf.pre.fit(load_rgb(r.path), x_stretch=r.x_stretch) for r in rows[64:]])
     assert np.abs(torch_answers(net, clf, faces) - clf.predict(faces)).max() < 1e-4
+
+
+def test_calibrated_export_fits_a_temperature_keeps_labels_and_lowers_ece(tmp_path):
+    """The shipped model is under-confident (ECE 0.06): calibration sharpens it (T < 1),
+    lowers the ECE, keeps every label, and fitting again on the result finds T ~ 1."""
+    from facegender import manifest
+    from facegender.classifier import DEFAULT_MODEL
+    from facegender.evaluate import predict_rows
+    from facegender.export import fit_temperature
+    from facegender.recover import checkpoint_from_onnx
+
+    from .conftest import SAMPLE
+    rows = random.Random(1).sample(manifest.read(str(SAMPLE)), 600)
+    torch.save(checkpoint_from_onnx(str(DEFAULT_MODEL), rows[:256], images=256), tmp_path / "c.pt")
+    manifest.write(tmp_path / "cal.csv", rows[256:])
+    export(str(tmp_path / "c.pt"), str(tmp_path / "plain.onnx"), mirror_margin=0.25)
+    meta = export(str(tmp_path / "c.pt"), str(tmp_path / "cal.onnx"), mirror_margin=0.25, calibrate=str(tmp_path / "cal.csv"))
+    assert meta["temperature"] < 0.9
+    assert meta["ece_on_calibration_set"]["after"] < meta["ece_on_calibration_set"]["before"] - 0.01
+    p_plain, _ = predict_rows(rows[256:], Classifier(tmp_path / "plain.onnx"))
+    p_cal, _ = predict_rows(rows[256:], Classifier(tmp_path / "cal.onnx"))
+    assert ((p_plain >= 0.5) == (p_cal >= 0.5)).all()
+    assert abs(fit_temperature(str(tmp_path / "cal.onnx"), str(tmp_path / "cal.csv"))[0] - 1) < 0.02

@@ -64,3 +64,17 @@ def test_conflicting_duplicates_are_dropped_and_reported(small_trees, tmp_path):
     assert notes["identical copies with the same label: extra copies dropped"] == 1
     names = {r.path.rsplit("/", 1)[1] for side in ("train", "val") for r in manifest.read(tmp_path / "m" / f"{side}.csv")}
     assert victim.name not in names and "copy.jpg" not in names
+
+
+def test_keep_split_keeps_earlier_sides_and_splits_new_sources_per_family(small_trees, small_manifests, tmp_path):
+    from .conftest import make_tree
+    new = make_tree(tmp_path / "trees" / "allagefaces", "allagefaces", 50)
+    prepare([str(t) for t in small_trees] + [str(new)], str(tmp_path / "m"), val_ratio=0.2, seed=3,
+            keep_split=str(small_manifests))
+    before = {side: {r.path for r in manifest.read(small_manifests / f"{side}.csv")} for side in ("train", "val")}
+    after = {side: manifest.read(tmp_path / "m" / f"{side}.csv") for side in ("train", "val")}
+    for side in ("train", "val"):  # nobody of the earlier split changed sides
+        assert {r.path for r in after[side] if r.source != "allagefaces"} == before[side]
+    new_val = [r for r in after["val"] if r.source == "allagefaces"]
+    assert len(new_val) == 20  # 20% of the new family's 100 images
+    assert all(r.min_crop == 0.7 and r.age for r in new_val)  # its framing and ages are known

@@ -129,3 +129,40 @@ def test_zoom_out_view_keeps_the_image_centred_and_repeats_its_border():
     assert e.shape == (36, 24, 3)
     assert np.array_equal(e[3:33, 2:22], a)
     assert np.array_equal(e[0, 2:22], a[0]) and np.array_equal(e[3:33, 0], a[:, 0])
+
+
+def test_balanced_sampling_draws_every_cell_equally_at_power_one(small_manifests):
+    import numpy as np
+
+    from facegender import manifest
+    from facegender.data import balance_weights
+
+    rows = manifest.read(small_manifests / "train.csv")
+    cells = {}
+    for r, w in zip(rows, balance_weights(rows, 1.0)):
+        key = (r.group.split(":")[0], r.label, r.age and int(r.age) >= 18)
+        cells.setdefault(key, []).append(w)
+    shares = [sum(ws) for ws in cells.values()]
+    assert len(shares) >= 4 and np.ptp(shares) / np.mean(shares) < 0.6  # age bands split the adult cells further
+    natural = balance_weights(rows, 0.0)
+    assert np.allclose(natural, 1.0)
+
+
+def test_hiding_surroundings_changes_hair_and_background_not_the_face():
+    import numpy as np
+    from PIL import Image
+
+    from facegender.data import hide_surroundings
+    from facegender.images import load_rgb
+    from facegender.manifest import Row
+
+    from .conftest import real_images
+    path = real_images("celeba-112x137", "female", 1)[0]
+    img = load_rgb(path)
+    a = np.asarray(img, float)
+    b = np.asarray(hide_surroundings(img, Row(str(path), 1, min_crop=0.55)), float)
+    h, w = a.shape[:2]
+    centre = (slice(h * 2 // 5, h * 3 // 5), slice(w * 2 // 5, w * 3 // 5))
+    corner = (slice(0, h // 8), slice(0, w // 8))
+    assert np.abs(a[centre] - b[centre]).mean() < 2
+    assert np.abs(a[corner] - b[corner]).mean() > 5 or np.asarray(Image.fromarray(b[corner].astype(np.uint8)).convert("L")).std() < 3

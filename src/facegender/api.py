@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
-
 from .classifier import Classifier
-from .pipeline import ProcessOptions, Summary, _record, model_inputs, process_folder
+from .pipeline import ProcessOptions, Summary, process_folder
+from .predict import Decoded, classify, model_inputs
 
 
 @functools.lru_cache(maxsize=4)
@@ -27,10 +26,8 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     lists every face found, largest first.
     """
     clf = load_model(model)
-    arrays, faces, _ = model_inputs(image, clf.pre, detector)
-    # as in `process`: detected faces are averaged with their mirror image (where the model does not do it itself)
-    probs = clf.predict(np.stack(arrays), flip=detector is not None) if arrays else np.zeros((0, 2))
-    return _record(clf.labels, probs, faces)[1]
+    arrays, faces, _ = model_inputs(image, clf.pre, detector)  # raises ImageError for a bad image
+    return classify([Decoded(arrays, faces)], clf, detecting=detector is not None)[0][1]
 
 
 def process(folder, **options) -> Summary:

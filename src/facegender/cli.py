@@ -44,13 +44,17 @@ def _process(a) -> int:
 def _prepare(a) -> int:
     from .prepare import prepare
 
-    print(json.dumps(prepare(a.roots, a.out, a.val_ratio, a.seed), indent=2))
+    print(json.dumps(prepare(a.roots, a.out, a.val_ratio, a.seed, a.keep_split), indent=2))
     return 0
 
 
 def _train(a) -> int:
     from .train import TrainConfig, train
 
+    if a.recipe:
+        from .recipe import run
+        run(a.recipe, [int(i) for i in a.steps.split(",")] if a.steps else None)
+        return 0
     given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
     summary = train(TrainConfig(**given))
     print(f"best val accuracy {summary['best_val_acc']:.4f} at epoch {summary['best_epoch']}")
@@ -61,7 +65,8 @@ def _export(a) -> int:
     from .export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
-    meta = export(a.checkpoint, a.out, card=card, mirror_margin=a.mirror_margin, half_weights=a.half_weights)
+    meta = export(a.checkpoint, a.out, card=card, mirror_margin=a.mirror_margin, half_weights=a.half_weights,
+                  calibrate=a.calibrate)
     print(json.dumps(meta, indent=2))
     return 0
 
@@ -108,9 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="manifests")
     s.add_argument("--val-ratio", type=float, default=0.1)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--keep-split", default="", metavar="DIR", help="an earlier prepare's folder: its people keep "
+                   "their train/validation side (a model trained on it is never judged on faces it learned)")
     s.set_defaults(run=_prepare)
 
     s = sub.add_parser("train", help="train a registered model on manifests (see models.REGISTRY)")
+    s.add_argument("--recipe", help="run every step of a recipe file (TOML) instead; the other options are then ignored")
+    s.add_argument("--steps", help="with --recipe: run only these steps (1-based, comma-separated)")
     s.add_argument("--model", dest="model")
     s.add_argument("--train", dest="train_manifest")
     s.add_argument("--val", dest="val_manifest")
@@ -121,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
                        ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),
-                       ("teacher", str), ("teacher_weight", float), ("ema", float)]:
+                       ("teacher", str), ("teacher_weight", float), ("ema", float),
+                       ("balance", float), ("hide", float), ("grey", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.set_defaults(run=_train)
 
@@ -133,11 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "this of 0.5 as their mirror image too, and average (0 = never)")
     s.add_argument("--half-weights", action="store_true", help="store weights as float16 (half the file; "
                    "inference still runs in float32)")
+    s.add_argument("--calibrate", default="", metavar="MANIFEST", help="fit a temperature on these images' answers "
+                   "and divide the logits by it inside the graph (calibrated probabilities)")
     s.set_defaults(run=_export)
 
     s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")
     s.add_argument("data", help="a manifest CSV, or a folder with male/ and female/")
-    s.add_argument("--model", help="ONNX model (default: the shipped model)")
+    s.add_argument("--model", action="append", help="ONNX model (default: the shipped model); repeat to put "
+                   "models side by side")
     s.add_argument("--crop", type=float, default=1.0, help="evaluate on centre crops of this fraction (tight: 0.65)")
     s.add_argument("--out", default="evaluation", help="folder for report.json, report.md and plots")
     s.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many images")

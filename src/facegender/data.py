@@ -11,12 +11,12 @@ import random
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import Dataset
 
 from .images import load_rgb
 from .manifest import Row
-from .preprocess import Preprocess
+from .preprocess import Preprocess, crop_box
 
 
 MAX_ZOOM_OUT = 1.15  # loosest view: the frame plus 7.5% of its size on each side
@@ -30,11 +30,34 @@ def extend(img: Image.Image, factor: float) -> Image.Image:
     return Image.fromarray(np.pad(a, ((dy, dy), (dx, dx), (0, 0)), mode="edge"))
 
 
-def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0) -> np.ndarray:
+def hide_surroundings(img: Image.Image, row: Row) -> Image.Image:
+    """Blur or flatten what lies outside the face: hair, ears, background, clothes.
+
+    CelebA rewards a model for reading hairstyle and make-up; faces that break those
+    habits (tied-back hair, caps, short hair on women) are where it fails. The face is the
+    ellipse inside the source's tightest crop (`row.min_crop`), a little enlarged, with a
+    soft edge; outside it the pixels become a heavy blur or one flat colour.
+    """
+    left, top, right, bottom = crop_box(img.width, img.height, 0.82, row.min_crop * random.uniform(1.0, 1.2),
+                                        x_stretch=row.x_stretch)
+    mask = Image.new("L", img.size, 0)
+    ImageDraw.Draw(mask).ellipse([left, top, right, bottom], fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(max(1.0, 0.04 * img.width)))
+    if random.random() < 0.5:
+        outside = img.filter(ImageFilter.GaussianBlur(0.08 * img.width))
+    else:
+        outside = Image.new("RGB", img.size, tuple(random.randint(0, 255) for _ in range(3)))
+    return Image.composite(img, outside, mask)
+
+
+def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0, hide: float = 0.0) -> np.ndarray:
     """A random view of the face, in the model's input geometry (uint8 HxWx3).
 
     `strength` scales how often the degradations happen; crop tightness always varies.
+    `hide` is the share of views whose hair and background are hidden (`hide_surroundings`).
     """
+    if random.random() < hide:
+        img = hide_surroundings(img, row)
     if random.random() < 0.3 * strength:
         img = img.rotate(random.uniform(-12, 12), resample=Image.BILINEAR)
     # tightness from the row's tightest crop to looser than the whole frame, so that the
@@ -64,8 +87,9 @@ class FaceDataset(Dataset):
     `augment` > 0 (its strength), else the centre crop of fraction `crop`. The target is
     the label unless `targets` (e.g. a teacher's soft answers) are given."""
 
-    def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None):
-        self.rows, self.pre, self.augment, self.crop, self.targets = rows, pre, augment, crop, targets
+    def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None,
+                 hide: float = 0.0):
+        self.rows, self.pre, self.augment, self.crop, self.targets, self.hide = rows, pre, augment, crop, targets, hide
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -73,17 +97,33 @@ class FaceDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         img = load_rgb(row.path)
-        arr = augment(img, row, self.pre, self.augment) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        arr = augment(img, row, self.pre, self.augment, self.hide) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
         target = float(row.label if self.targets is None else self.targets[i])
         return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target
 
 
-def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
-    """Per-image brightness, contrast, saturation (sometimes grey) on a float [0,1] batch."""
+def balance_weights(rows: list[Row], power: float) -> np.ndarray:
+    """Sampling weight per row: 1 / (size of its cell) ** power, cells being data-set family x
+    sex x age band. 0 keeps the data's natural mix; 1 draws every cell equally often. CelebA
+    (adult celebrities, 58% women) would otherwise outvote the everyday and older faces."""
+    from collections import Counter
+
+    def cell(r: Row):
+        age = int(r.age) if r.age else None
+        band = "?" if age is None else "child" if age < 13 else "teen" if age < 18 else "adult" if age < 60 else "60+"
+        return r.group.split(":", 1)[0], r.label, band
+    cells = [cell(r) for r in rows]
+    sizes = Counter(cells)
+    w = np.array([sizes[c] ** -power for c in cells])
+    return w / w.mean()
+
+
+def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0, grey: float = 0.05) -> torch.Tensor:
+    """Per-image brightness, contrast, saturation (a share `grey` x strength made grey) on a float [0,1] batch."""
     n = x.shape[0]
     u = lambda spread: 1 + torch.empty(n, 1, 1, 1).uniform_(-spread * strength, spread * strength, generator=generator)
     gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-    sat = u(0.4) * (torch.rand(n, 1, 1, 1, generator=generator) > 0.05 * strength)
+    sat = u(0.4) * (torch.rand(n, 1, 1, 1, generator=generator) > grey * strength)
     x = gray + (x - gray) * sat
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * u(0.3) + mean
@@ -91,11 +131,11 @@ def color_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 
 
 
 def to_model_input(batch: torch.Tensor, pre: Preprocess, generator: torch.Generator | None = None,
-                   strength: float = 1.0) -> torch.Tensor:
+                   strength: float = 1.0, grey: float = 0.05) -> torch.Tensor:
     """uint8 NCHW -> normalised float NCHW (channels_last), colour-jittered when a generator is given."""
     x = batch.float().div_(255)
     if generator is not None:
-        x = color_jitter(x, generator, strength)
+        x = color_jitter(x, generator, strength, grey)
     mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
     std = torch.tensor(pre.std).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)

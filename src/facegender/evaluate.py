@@ -13,6 +13,7 @@ from tqdm import tqdm
 from . import manifest
 from .classifier import Classifier
 from .images import ImageError, load_rgb
+from .manifest import CLASSES
 from .metrics import classification_metrics
 from .results import write_json_atomic
 
@@ -85,6 +86,8 @@ def subgroups(rows, y, p) -> dict:
         "age_band": lambda r: age_band(r.age),
         "race": lambda r: RACES.get(r.race) if r.race else None,
         "adult": lambda r: ("adult 18+" if int(r.age) >= 18 else "under 18") if r.age else None,
+        "sex": lambda r: CLASSES[r.label],
+        "source and sex": lambda r: f"{r.source} {CLASSES[r.label]}" if r.source else None,
     }
     out = {}
     for name, key in keys.items():
@@ -112,54 +115,78 @@ def evaluate(data: str, model: str | None = None, crop: float = 1.0, limit: int 
             "_y": y, "_p": p}
 
 
-def plot_reliability(report: dict, path: Path) -> None:
+def plot_reliability(reports: list[dict], path: Path) -> None:
+    """One reliability curve per model: accuracy against confidence, beside the diagonal."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bins = report["overall"]["calibration_bins"]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
     ax.plot([0.5, 1], [0.5, 1], "k--", lw=1, label="perfect calibration")
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="model")
+    for r in reports:
+        bins = r["overall"]["calibration_bins"]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-",
+                label=f"{model_name(r)} (ECE {r['overall']['ece']:.4f})")
     ax.set_xlabel("confidence of predicted class")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability (ECE {report['overall']['ece']:.4f})")
-    ax.legend()
+    ax.set_title("Reliability")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def markdown(report: dict) -> str:
-    o = report["overall"]
-    (tn, fp), (fn, tp) = o["confusion"]["rows_true_cols_pred"]
-    lines = [f"# Evaluation of `{Path(report['model']).name}` on `{report['data']}` (centre crop {report['crop']})", "",
-             "| metric | value |", "|---|---|"]
+def model_name(report: dict) -> str:
+    return Path(report["model"]).name
+
+
+def markdown(reports: list[dict]) -> str:
+    """The models side by side: overall metrics, then every subgroup (accuracy / balanced)."""
+    first = reports[0]
+    names = [model_name(r) for r in reports]
+    if len(set(names)) < len(names):  # same file name in different folders: show the paths
+        names = [r["model"] for r in reports]
+    head = "| metric | " + " | ".join(names) + " |"
+    rule = "|---" * (len(names) + 1) + "|"
+    lines = [f"# Evaluation on `{first['data']}` (centre crop {first['crop']})", "", head, rule]
     for k in ("count", "accuracy", "balanced_accuracy", "roc_auc", "log_loss", "ece"):
-        lines.append(f"| {k} | {o[k]:.4f} |" if isinstance(o[k], float) else f"| {k} | {o[k]} |")
-    lines += [f"| recall male / female | {o['recall']['male']:.4f} / {o['recall']['female']:.4f} |",
-              f"| failed images | {len(report['failures'])} |", "",
-              "Confusion (rows true, columns predicted):", "", "| | male | female |", "|---|---|---|",
-              f"| **male** | {tn} | {fp} |", f"| **female** | {fn} | {tp} |", "", "![reliability](reliability.png)", ""]
-    for name, groups in report["subgroups"].items():
-        lines += [f"## By {name}", "", "| group | count | accuracy | balanced accuracy |", "|---|---|---|---|"]
-        lines += [f"| {g} | {m['count']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |" for g, m in groups.items()]
+        cells = [f"{r['overall'][k]:.4f}" if isinstance(r["overall"][k], float) else str(r["overall"][k]) for r in reports]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    recall = [f"{r['overall']['recall']['male']:.4f} / {r['overall']['recall']['female']:.4f}" for r in reports]
+    lines += ["| recall male / female | " + " | ".join(recall) + " |",
+              "| failed images | " + " | ".join(str(len(r["failures"])) for r in reports) + " |", ""]
+    for r in reports:
+        (tn, fp), (fn, tp) = r["overall"]["confusion"]["rows_true_cols_pred"]
+        lines.append(f"Confusion of `{model_name(r)}` (rows true male/female, columns predicted): "
+                     f"[[{tn}, {fp}], [{fn}, {tp}]]  ")
+    lines += ["", "![reliability](reliability.png)", "",
+              "Subgroups: accuracy / balanced accuracy (mean of male and female recall) per model.", ""]
+    for name, groups in first["subgroups"].items():
+        lines += [f"## By {name}", "", "| group | count | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for g, m in groups.items():
+            cells = []
+            for r in reports:
+                o = r["subgroups"][name][g]
+                cells.append(f"{o['accuracy']:.4f} / {o['balanced_accuracy']:.4f}")
+            lines.append(f"| {g} | {m['count']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
 def evaluate_cli(a) -> int:
-    report = evaluate(a.data, a.model, a.crop, a.limit)
+    reports = [evaluate(a.data, model, a.crop, a.limit) for model in (a.model or [None])]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    public = {k: v for k, v in report.items() if not k.startswith("_")}
-    write_json_atomic(out / "report.json", public)
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
+    write_json_atomic(out / "report.json", public[0] if len(public) == 1 else {"models": public})
     try:
         plot_reliability(public, out / "reliability.png")
     except ImportError:
         print("matplotlib is not installed: no plot (pip install 'facegender[train]')")
     (out / "report.md").write_text(markdown(public))
-    o = public["overall"]
-    print(f"accuracy {o['accuracy']:.4f}  balanced {o['balanced_accuracy']:.4f}  AUC {o['roc_auc']:.4f}  "
-          f"log loss {o['log_loss']:.4f}  ECE {o['ece']:.4f}  on {o['count']} images; report in {out}/report.md")
+    for r in public:
+        o = r["overall"]
+        print(f"{model_name(r)}: accuracy {o['accuracy']:.4f}  balanced {o['balanced_accuracy']:.4f}  AUC {o['roc_auc']:.4f}  "
+              f"log loss {o['log_loss']:.4f}  ECE {o['ece']:.4f}  on {o['count']} images")
+    print(f"report in {out}/report.md")
     return 0

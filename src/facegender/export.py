@@ -18,6 +18,20 @@ from . import models
 from .manifest import CLASSES
 
 
+class Tempered(torch.nn.Module):
+    """Probabilities tempered by a temperature fitted on validation (`fit_temperature`), so
+    that a probability of 0.9 is right about 9 times in 10: softmax(log p / T), which for a
+    plain answer is softmax(logits / T). It works on the final answer, after any mirror pass,
+    so which faces get a mirror pass and every label stay as they were."""
+
+    def __init__(self, answers: torch.nn.Module, temperature: float):
+        super().__init__()
+        self.answers, self.temperature = answers, temperature
+
+    def forward(self, x):
+        return torch.softmax(torch.log(self.answers(x).clamp_min(1e-12)) / self.temperature, dim=1)
+
+
 class WithSoftmax(torch.nn.Module):
     """Probabilities out, so every runtime reads the same numbers."""
 
@@ -77,15 +91,56 @@ def store_weights_as_float16(model) -> None:
     graph.node.extend(nodes)
 
 
+def fit_temperature(model_path: str, manifest_path: str) -> tuple[float, float, float]:
+    """The temperature T minimising the log loss of sigmoid(z / T) on a manifest's images,
+    z being the exported model's log-odds; returns (T, ECE before, ECE after)."""
+    from . import manifest
+    from .classifier import Classifier
+    from .evaluate import predict_rows
+    from .metrics import calibration
+
+    rows = manifest.read(manifest_path)
+    p, failures = predict_rows(rows, Classifier(model_path))
+    if failures:
+        raise SystemExit(f"{len(failures)} calibration images failed, first {failures[0]}")
+    y = np.array([r.label for r in rows], float)
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    z = np.log(q / (1 - q))
+
+    def loss(t):
+        s = 1 / (1 + np.exp(-z / t))
+        return -(y * np.log(s + 1e-12) + (1 - y) * np.log(1 - s + 1e-12)).mean()
+    lo, hi = 0.05, 5.0  # golden-section search: the log loss is unimodal in T
+    g = (5 ** 0.5 - 1) / 2
+    for _ in range(60):
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        lo, hi = (lo, b) if loss(a) < loss(b) else (a, hi)
+    t = (lo + hi) / 2
+    return t, calibration(y.astype(int), p)[0], calibration(y.astype(int), 1 / (1 + np.exp(-z / t)))[0]
+
+
 def export(checkpoint: str, out: str, card: dict | None = None, mirror_margin: float = 0.0,
-           half_weights: bool = False) -> dict:
+           half_weights: bool = False, calibrate: str = "") -> dict:
     """Write `out` (.onnx) and `out.sha256`; returns the metadata written. With
     `mirror_margin` > 0 the graph is `MirrorWhenUnsure`; with `half_weights` the file stores
-    its weights as float16 (`store_weights_as_float16`)."""
+    its weights as float16 (`store_weights_as_float16`); with `calibrate` (a manifest) the
+    answers are tempered by the temperature fitted on its images (`Tempered`, `fit_temperature`)."""
+    temperature = None
+    if calibrate:  # export once as is, fit T on what that graph answers, then export with T inside
+        export(checkpoint, out, card, mirror_margin, half_weights)
+        temperature, ece_before, ece_after = fit_temperature(out, calibrate)
+        card = {**(card or {}), "calibrated_on": str(calibrate),
+                "ece_on_calibration_set": {"before": round(ece_before, 4), "after": round(ece_after, 4)}}
+        print(f"temperature {temperature:.4f} fitted on {calibrate}: ECE {ece_before:.4f} -> {ece_after:.4f}")
+    return _export(checkpoint, out, card, mirror_margin, half_weights, temperature)
+
+
+def _export(checkpoint, out, card, mirror_margin, half_weights, temperature) -> dict:
     import onnx
 
     net, ckpt = load_checkpoint(checkpoint)
-    wrapped = (MirrorWhenUnsure(net, mirror_margin) if mirror_margin > 0 else WithSoftmax(net)).eval()
+    wrapped = MirrorWhenUnsure(net, mirror_margin) if mirror_margin > 0 else WithSoftmax(net)
+    wrapped = (Tempered(wrapped, temperature) if temperature else wrapped).eval()
     dummy = torch.zeros(1, 3, ckpt["height"], ckpt["width"])
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +152,7 @@ def export(checkpoint: str, out: str, card: dict | None = None, mirror_margin: f
         "mean": list(ckpt["mean"]), "std": list(ckpt["std"]), "architecture": ckpt["model_name"],
         "input": "RGB float32 Nx3xHxW, (x/255 - mean)/std; face box cut from the centre keeping aspect",
         "checkpoint_epoch": ckpt.get("epoch"), "checkpoint_val_acc": ckpt.get("val_acc"),
-        "mirror_margin": mirror_margin, "weights_stored_as": "float16" if half_weights else "float32",
+        "mirror_margin": mirror_margin, "temperature": temperature, "weights_stored_as": "float16" if half_weights else "float32",
         "exported": datetime.date.today().isoformat(), **(card or {}),
     }
     model = onnx.load(str(tmp))

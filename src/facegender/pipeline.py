@@ -20,12 +20,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from .classifier import Classifier
-from .detect import DETECT_MAX_SIDE, annotate
-from .images import IMAGE_SUFFIXES, ImageError, load_rgb
+from .detect import annotate
+from .images import IMAGE_SUFFIXES
+from .predict import classify, decode
 from .results import read_json, write_json_atomic
 
 INLINE_MAX = 16  # up to this many inputs run in the calling process: starting workers (~0.3 s) costs more
@@ -99,20 +99,6 @@ class _Item:
     seconds: float = 0.0  # decode (+ detect) time
 
 
-def model_inputs(source, pre, detector=None):
-    """Decode one input and cut what the classifier takes: (arrays, faces, image).
-
-    Without a detector the image is one face crop (faces is None); with one, every face
-    found, aligned (arrays may be empty). Shared by `process` and `api.predict`.
-    """
-    side = DETECT_MAX_SIDE if detector is not None else max(pre.width, pre.height)
-    img = load_rgb(source, min_size=(side, side))
-    if detector is None:
-        return [pre.fit(img)], None, img
-    faces = detector.faces(img, pre)
-    return [f.pixels for f in faces], faces, img
-
-
 def _write_annotated(img, faces: list, dest: Path) -> None:
     dest = dest.with_name(dest.name + ".annotated.jpg")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -127,42 +113,26 @@ class _BatchWorker:
     def __init__(self, classifier: Classifier, detector, folder: Path, annotate_dir: str | None):
         self.classifier, self.detector, self.folder, self.annotate_dir = classifier, detector, folder, annotate_dir
 
-    def decode(self, name: str):
-        """(arrays, faces, photo, error); the decoded photo is kept only to be annotated."""
-        try:
-            arrays, faces, img = model_inputs(self.folder / name, self.classifier.pre, self.detector)
-            return arrays, faces, img if self.detector is not None and self.annotate_dir else None, None
-        except ImageError as e:
-            return [], None, None, {"error": e.reason, "message": str(e)}
-        except Exception as e:  # never lose the run to one file
-            return [], None, None, {"error": "unexpected", "message": f"{type(e).__name__}: {e}"}
-
     def __call__(self, names: list[str]) -> tuple[list[_Item], float]:
         """The batch's items and the seconds spent classifying it."""
-        items, decoded = [], []
-        for name in names:
-            t = time.perf_counter()
-            arrays, faces, img, error = self.decode(name)
-            items.append(_Item(name, error=error, seconds=time.perf_counter() - t))
-            decoded.append((arrays, faces, img))
-        arrays = [a for d in decoded for a in d[0]]
+        keep = self.detector is not None and bool(self.annotate_dir)  # the photo is kept only to be annotated
+        decoded = [decode(self.folder / name, self.classifier.pre, self.detector, keep_image=keep) for name in names]
         t = time.perf_counter()
-        # detected faces are averaged with their mirror (+0.4 points on validation portraits
-        # for a plain model; one with a mirror margin does it itself for the unsure ones)
-        detecting = self.detector is not None
-        probs = self.classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
+        answers = classify(decoded, self.classifier, detecting=self.detector is not None)
         seconds = time.perf_counter() - t
-        k = 0
-        for it, (arrays, faces, img) in zip(items, decoded):
-            if it.error:
-                continue
-            it.result, it.detail = _record(self.classifier.labels, probs[k:k + len(arrays)], faces)
-            k += len(arrays)
-            if img is not None:
+        items = []
+        for name, d, (result, detail) in zip(names, decoded, answers):
+            it = _Item(name, seconds=d.seconds)
+            if d.error:
+                it.error = detail
+            else:
+                it.result, it.detail = result, detail
+            if d.image is not None:
                 try:
-                    _write_annotated(img, it.detail["faces"], Path(self.annotate_dir) / it.name)
+                    _write_annotated(d.image, detail["faces"], Path(self.annotate_dir) / name)
                 except OSError as e:
-                    it.detail["annotate_error"] = str(e)
+                    detail["annotate_error"] = str(e)
+            items.append(it)
         return items, seconds
 
 
@@ -264,20 +234,6 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
             signal.signal(signal.SIGTERM, previous)
         save()
     return summary
-
-
-def _record(labels, probs, faces):
-    """(value for process_results.json, entry for the details file) of one image."""
-    def one(p):
-        i = int(p.argmax())
-        return {"gender": labels[i], "probability": round(float(p[i]), 6), "p_female": round(float(p[1]), 6)}
-    if faces is None:
-        entry = one(probs[0])
-        return entry["gender"], entry
-    found = [{**one(p), **f.describe()} for p, f in zip(probs, faces)]
-    if not found:
-        return None, {"faces": [], "reason": "no face found"}
-    return found[0]["gender"], {"faces": found}  # faces come largest first
 
 
 def summary_dict(s: Summary) -> dict:

@@ -32,6 +32,9 @@ KNOWN_FRAMINGS = {
     "celeba-89x109": Framing(min_crop=0.55),  # aligned 178x218 frame: face is the middle ~60%
     "celeba-64x64": Framing(x_stretch=218 / 178, min_crop=0.55),  # same frame squeezed to a square
     "utkface": Framing(min_crop=0.75),  # aligned crop with some hair and background
+    "celeba-112x137": Framing(min_crop=0.55),  # the aligned frame at 63%
+    "allagefaces": Framing(min_crop=0.7),  # aligned face with a margin of hair and background
+    "scut-fbp5500": Framing(min_crop=0.6),  # frontal portrait, hair and shoulders in the frame
 }
 
 
@@ -84,32 +87,58 @@ def deduplicate(items: list[tuple[Row, str]], report: Counter) -> list[Row]:
     return sorted(kept, key=lambda r: r.path)
 
 
-def split(rows: list[Row], val_ratio: float, seed: int) -> tuple[list[Row], list[Row]]:
-    """Shuffle whole groups (people) with a seeded generator and fill validation to the ratio."""
+def family(group: str) -> str:
+    """The data set a group (person) belongs to: CelebA's three folders are one family."""
+    return group.split(":", 1)[0]
+
+
+def split(rows: list[Row], val_ratio: float, seed: int, keep: dict[str, str] | None = None) -> tuple[list[Row], list[Row]]:
+    """Person-disjoint train/validation, filled to the ratio within each family of sources.
+
+    Groups in `keep` (group -> "train"/"val", from an earlier split) stay on their side, so
+    a model trained on that split is never judged on faces it learned; new groups are
+    shuffled with a seeded generator and fill each family's validation up to the ratio.
+    """
+    keep = keep or {}
     groups = defaultdict(list)
     for r in rows:
         groups[r.group].append(r)
-    keys = sorted(groups)
-    order = np.random.default_rng(seed).permutation(len(keys))
-    target = round(val_ratio * len(rows))
     train, val = [], []
-    for i in order:
-        members = groups[keys[i]]
-        (val if len(val) < target else train).extend(members)
+    for fam in sorted({family(g) for g in groups}):
+        keys = sorted(g for g in groups if family(g) == fam)
+        target = round(val_ratio * sum(len(groups[g]) for g in keys))
+        fam_val = [r for g in keys if keep.get(g) == "val" for r in groups[g]]
+        train += [r for g in keys if keep.get(g) == "train" for r in groups[g]]
+        new = [g for g in keys if g not in keep]
+        for i in np.random.default_rng(seed).permutation(len(new)):
+            members = groups[new[i]]
+            (fam_val if len(fam_val) < target else train).extend(members)
+        val += fam_val
     return sorted(train, key=lambda r: r.path), sorted(val, key=lambda r: r.path)
 
 
-def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 0) -> dict:
-    """Scan the trees, deduplicate, split by person and write train.csv / val.csv."""
+def earlier_split(folder: str) -> dict[str, str]:
+    """group -> side of an earlier prepare's train.csv / val.csv."""
+    sides = {}
+    for side in ("train", "val"):
+        for r in manifest.read(Path(folder) / f"{side}.csv"):
+            sides[r.group] = side
+    return sides
+
+
+def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 0, keep_split: str = "") -> dict:
+    """Scan the trees, deduplicate, split by person and write train.csv / val.csv.
+    `keep_split`: a folder with an earlier train.csv / val.csv whose people keep their sides."""
     report: Counter = Counter()
     items = [item for root in roots for item in scan(Path(root), report)]
     rows = deduplicate(items, report)
-    train, val = split(rows, val_ratio, seed)
+    keep = earlier_split(keep_split) if keep_split else None
+    train, val = split(rows, val_ratio, seed, keep)
     out = Path(out_dir)
     manifest.write(out / "train.csv", train)
     manifest.write(out / "val.csv", val)
     summary = {
-        "roots": [str(Path(r).resolve()) for r in roots], "seed": seed, "val_ratio": val_ratio,
+        "roots": [str(Path(r).resolve()) for r in roots], "seed": seed, "val_ratio": val_ratio, "kept_split_of": keep_split or None,
         "images_found": len(items), "train": len(train), "val": len(val),
         "per_source": {s: {"train": sum(r.source == s for r in train), "val": sum(r.source == s for r in val)}
                        for s in sorted({r.source for r in rows})},

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import manifest, models
-from .data import FaceDataset, to_model_input
+from .data import FaceDataset, balance_weights, to_model_input
 from .preprocess import Preprocess
 
 
@@ -45,6 +45,9 @@ class TrainConfig:
     augment: float | None = None  # augmentation strength: 0 off, 1 full (crop/scale/blur/JPEG/colour)
     teacher: str = ""  # ONNX model, or CSV of path,p_female, whose P(female) for each training image is mixed into its target (distillation)
     teacher_weight: float = 0.5  # share of the teacher's probability in the target; the rest is the label
+    balance: float = 0.0  # sampling weight 1/(cell size)**balance over family x sex x age band (0: natural mix, 1: equal cells)
+    hide: float = 0.0  # share of training views with hair and background blurred or flattened (data.hide_surroundings)
+    grey: float = 0.05  # share (x augment) of training views made grey
     ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
@@ -166,8 +169,14 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.teacher:
         targets = teacher_targets(cfg, train_rows)
     loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    train_loader = DataLoader(FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets), shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
-                              generator=torch.Generator().manual_seed(cfg.seed), **loader_args)
+    order = dict(shuffle=True)
+    if cfg.balance:  # as many draws per epoch as images, weighted towards the rarer kinds of face
+        weights = torch.as_tensor(balance_weights(train_rows, cfg.balance), dtype=torch.double)
+        order = dict(sampler=torch.utils.data.WeightedRandomSampler(weights, len(train_rows), replacement=True,
+                                                                    generator=torch.Generator().manual_seed(cfg.seed)))
+    train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide)
+    train_loader = DataLoader(train_set, drop_last=len(train_rows) > cfg.batch_size,
+                              generator=torch.Generator().manual_seed(cfg.seed), **order, **loader_args)
     val_loader = DataLoader(FaceDataset(val_rows, pre), **{**loader_args, "batch_size": 128})
 
     # model and optimiser
@@ -222,7 +231,7 @@ def train(cfg: TrainConfig) -> dict:
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
         for x, y, target in bar:
-            logits = model(to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment)))
+            logits = model(to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment), cfg.grey))
             loss = soft_cross_entropy(logits, target, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

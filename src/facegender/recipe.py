@@ -1,0 +1,83 @@
+"""Recipes: every stage that made a model, in one TOML file, run in order by one command.
+
+    facegender train --recipe recipes/default.toml
+
+Each `[[step]]` names a verb (prepare, train, export, evaluate) and that verb's arguments,
+the same names as its function's (`TrainConfig` fields for train). A step whose output is
+already there is skipped, and a train step with a `last.pt` but no summary resumes, so an
+interrupted recipe is continued by running the same command again.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+
+def _prepare(step: dict) -> None:
+    from .prepare import prepare
+
+    prepare(step["roots"], step["out"], step.get("val_ratio", 0.1), step.get("seed", 0), step.get("keep_split", ""))
+
+
+def _train(step: dict) -> None:
+    from .train import TrainConfig, train
+
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(step) - known
+    if unknown:
+        raise SystemExit(f"recipe train step {step.get('out_dir')}: unknown settings {sorted(unknown)}")
+    resume = (Path(step["out_dir"]) / "last.pt").exists()
+    train(TrainConfig(**{**step, "resume": resume}))
+
+
+def _export(step: dict) -> None:
+    import json
+
+    from .export import export
+
+    card = json.loads(Path(step["card"]).read_text()) if step.get("card") else None
+    export(step["checkpoint"], step["out"], card=card, mirror_margin=step.get("mirror_margin", 0.0),
+           half_weights=step.get("half_weights", False), calibrate=step.get("calibrate", ""))
+
+
+def _evaluate(step: dict) -> None:
+    from argparse import Namespace
+
+    from .evaluate import evaluate_cli
+
+    models = step.get("model")
+    evaluate_cli(Namespace(data=step["data"], model=[models] if isinstance(models, str) else models,
+                           crop=step.get("crop", 1.0), out=step["out"], limit=step.get("limit", 0)))
+
+
+VERBS = {"prepare": _prepare, "train": _train, "export": _export, "evaluate": _evaluate}
+OUTPUT = {  # what a finished step leaves behind
+    "prepare": lambda s: Path(s["out"]) / "train.csv",
+    "train": lambda s: Path(s["out_dir"]) / "summary.json",
+    "export": lambda s: Path(s["out"]),
+    "evaluate": lambda s: Path(s["out"]) / "report.json",
+}
+
+
+def load(path: str) -> list[dict]:
+    with open(path, "rb") as f:
+        steps = tomllib.load(f).get("step", [])
+    for i, step in enumerate(steps, 1):
+        if step.get("verb") not in VERBS:
+            raise SystemExit(f"{path}: step {i} has verb {step.get('verb')!r}; choose one of {', '.join(VERBS)}")
+    return steps
+
+
+def run(path: str, only: list[int] | None = None) -> None:
+    """Run the recipe's steps in order (or only the numbered ones), skipping finished ones."""
+    steps = load(path)
+    for i, step in enumerate(steps, 1):
+        args = {k: v for k, v in step.items() if k not in ("verb", "note")}
+        verb = step["verb"]
+        done = OUTPUT[verb](args)
+        if (only and i not in only) or done.exists():
+            print(f"step {i}/{len(steps)} {verb}: {'skipped' if only and i not in only else 'done before'} ({done})")
+            continue
+        print(f"step {i}/{len(steps)} {verb}: {step.get('note', '')}", flush=True)
+        VERBS[verb](args)
