@@ -1,4 +1,5 @@
-"""Detect mode on real photos that registry packages ship (read from the installed package)."""
+"""Detect mode on real photos that registry packages ship (read from the installed package):
+SCRFD (the default) and MTCNN (`--detector mtcnn`) through `process`, big photos, the API."""
 import io
 import json
 import subprocess
@@ -6,11 +7,14 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import facegender.api as fg
-from facegender.detect import FaceDetector
+from facegender.classifier import Classifier
+from facegender.detect import FaceDetector, align
+from facegender.scrfd import input_size
 
 from .conftest import ROOT
 
@@ -36,23 +40,32 @@ def photos(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def run(photos, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
+def _process(photos, out, *extra):
     r = subprocess.run([sys.executable, str(ROOT / "process.py"), str(photos), "--detect", "--details", "d.json",
-                        "--annotate", "annotated", "-q"], cwd=out, capture_output=True, text=True, timeout=300)
+                        "--annotate", "annotated", "-q", *extra], cwd=out, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return out, json.loads((out / "process_results.json").read_text()), json.loads((out / "d.json").read_text())
 
 
-def test_group_photo_lists_every_face(run):
-    _, results, details = run
+@pytest.fixture(scope="module")
+def run(photos, tmp_path_factory):
+    return _process(photos, tmp_path_factory.mktemp("out"))
+
+
+@pytest.fixture(scope="module")
+def run_mtcnn(photos, tmp_path_factory):
+    return _process(photos, tmp_path_factory.mktemp("out-mtcnn"), "--detector", "mtcnn")
+
+
+@pytest.mark.parametrize("which, sure", [("run", 0.7), ("run_mtcnn", 0.9)])  # SCRFD's scores run lower
+def test_group_photo_lists_every_face(which, sure, request):
+    _, results, details = request.getfixturevalue(which)
     faces = details["files"]["group.jpg"]["faces"]
     assert len(faces) == 6
     areas = [(f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]) for f in faces]
     assert areas == sorted(areas, reverse=True)  # largest first
     for f in faces:
-        assert len(f["landmarks"]) == 5 and f["detector_confidence"] > 0.9
+        assert len(f["landmarks"]) == 5 and f["detector_confidence"] > sure
         assert f["gender"] in ("male", "female") and 0.5 <= f["probability"] <= 1
     assert results["group.jpg"] == faces[0]["gender"]
 
@@ -64,10 +77,20 @@ def test_photo_without_a_face_says_so(run):
     assert details["summary"]["no_face"] == 1
 
 
-def test_portrait_is_found_and_classified(run):
-    _, results, details = run
+def test_portrait_is_found_and_classified(run, run_mtcnn):
+    assert len(run[2]["files"]["astronaut.jpg"]["faces"]) == 1
+    _, results, details = run_mtcnn  # the classifier is unsure of this face (p_female 0.40-0.64 by landmarks)
     assert len(details["files"]["astronaut.jpg"]["faces"]) == 1
     assert results["astronaut.jpg"] == "female"
+
+
+def test_both_detectors_find_the_same_faces_and_genders(run, run_mtcnn):
+    scrfd, mtcnn = run[2]["files"]["group.jpg"]["faces"], run_mtcnn[2]["files"]["group.jpg"]["faces"]
+    for f in scrfd:
+        centre = np.add(f["box"][:2], f["box"][2:]) / 2
+        twin = min(mtcnn, key=lambda g: np.hypot(*(np.add(g["box"][:2], g["box"][2:]) / 2 - centre)))
+        assert np.abs(np.subtract(f["landmarks"], twin["landmarks"])).max() < 0.2 * (f["box"][2] - f["box"][0])
+        assert f["gender"] == twin["gender"]
 
 
 def test_exif_rotated_photo_gives_the_same_face(run):
@@ -100,3 +123,46 @@ def test_python_api_takes_every_kind_of_input(photos):
     buf = io.BytesIO()
     Image.open(photos / "coffee.jpg").save(buf, "PNG")
     assert fg.predict(buf.getvalue(), detector=det) == {"faces": [], "reason": "no face found"}
+
+
+def test_unknown_detector_is_refused(photos, tmp_path):
+    with pytest.raises(ValueError, match="scrfd, mtcnn"):
+        FaceDetector(detector="hog")
+    r = subprocess.run([sys.executable, str(ROOT / "process.py"), str(photos), "--detect", "--detector", "hog"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_detector_survives_pickling_with_its_settings():
+    import pickle
+    det = pickle.loads(pickle.dumps(FaceDetector(max_faces=3, detector="mtcnn", min_face=30)))
+    assert (det.name, det.max_faces, det.min_face) == ("mtcnn", 3, 30)
+    assert pickle.loads(pickle.dumps(FaceDetector())).name == "scrfd"
+
+
+@pytest.mark.parametrize("size, min_face, want", [((250, 250), 20, (0.6, 160, 160)), ((640, 480), 20, (0.6, 384, 288)),
+                                                  ((4000, 3000), 20, (0.16, 640, 480)), ((100, 60), 8, (1.0, 128, 64))])
+def test_detector_input_follows_the_photo_and_the_smallest_face(size, min_face, want):
+    r, w, h = input_size(*size, min_face, 640)
+    assert (round(r, 4), w, h) == want and w % 32 == 0 and h % 32 == 0
+
+
+def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path):
+    """A 4000x3000 phone JPEG, stored sideways with EXIF orientation: the detector gets a
+    reduced decode, boxes come back in the full upright photo's pixels, and the face cut
+    from a decode just large enough matches the one cut from the full decode."""
+    astronaut = Image.open(photos / "astronaut.jpg")
+    canvas = Image.new("RGB", (4000, 3000), (90, 100, 110))
+    canvas.paste(astronaut.resize((2048, 2048), Image.BICUBIC), (1500, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    canvas.transpose(Image.ROTATE_90).save(path, quality=92, exif=exif)
+    pre, det = Classifier().pre, FaceDetector()
+    faces, img = det.find(path, pre)
+    assert img.info["photo_scale"] >= 2 and max(img.size) <= 2000  # never the 12 megapixels
+    assert len(faces) == 1
+    expected = np.array([178.3, 59.8, 270.9, 176.8]) * 4 + [1500, 300, 1500, 300]  # astronaut.jpg's box, scaled
+    assert np.abs(faces[0].box - expected).max() < 40
+    full = align(canvas, faces[0].landmarks, pre, det.fraction, det.template)  # the same face from all 12 megapixels
+    assert np.abs(faces[0].pixels.astype(float) - full).mean() < 3

@@ -18,7 +18,7 @@ def _process(a) -> int:
     try:
         if a.detect:
             from .detect import FaceDetector
-            opts.detector = FaceDetector(max_faces=a.max_faces)
+            opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face)
         summary = process_folder(a.folder, opts)
     except (ModelError, OutputError, FileNotFoundError) as e:
         print(f"facegender: error: {e}", file=sys.stderr)
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="keep the results already in --output; do the rest")
     s.add_argument("--detect", action="store_true", help="find faces in ordinary photos instead of taking face crops")
     s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N largest faces (0 = all)")
+    s.add_argument("--detector", choices=["scrfd", "mtcnn"], default="scrfd", help="with --detect: SCRFD-2.5G (default, "
+                   "faster, finds more) or MTCNN")
+    s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 20 "
+                   "in the photo, MTCNN 40 in the photo scaled to <= 1024 px)")
     s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--threads", type=int, default=0, help="worker processes, one per core (0 = all cores)")

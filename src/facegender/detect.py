@@ -1,8 +1,10 @@
-"""Faces in ordinary photos: detect (MTCNN), align to the training frame, cut the model input.
+"""Faces in ordinary photos: detect (SCRFD, or MTCNN), align to the training frame, cut the model input.
 
-Alignment maps the five landmarks onto where they sit in CelebA's aligned 178x218 frame
-(measured with this detector on the training data), so a detected face reaches the
-classifier framed the way the classifier learned faces.
+Alignment maps the five landmarks onto where they sit in CelebA's aligned 178x218 frame,
+measured with each detector on the training data (detectors place landmarks slightly
+differently), so a detected face reaches the classifier framed the way it learned faces.
+Big photos are decoded twice at most, each time only as large as needed: once for the
+detector's input, once more (only when a face would be too small there) for the faces.
 """
 from __future__ import annotations
 
@@ -11,13 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .mtcnn import MTCNN
+from .images import load_scaled
 from .preprocess import Preprocess, crop_box
 
 FRAME_SIZE = (178, 218)  # CelebA aligned frame, pixels
-# median MTCNN landmarks on CelebA aligned frames: left eye, right eye, nose, mouth left, mouth right
-FRAME_LANDMARKS = np.array([[69.0, 112.0], [109.1, 112.0], [88.1, 136.3], [71.5, 152.7], [106.6, 152.5]])
-DETECT_MAX_SIDE = 1024  # detection runs on a copy no larger than this (pixels); faces are cut from the original
+# median landmarks on CelebA aligned frames: left eye, right eye, nose, mouth left, mouth right
+TEMPLATES = {
+    "mtcnn": np.array([[69.0, 112.0], [109.1, 112.0], [88.1, 136.3], [71.5, 152.7], [106.6, 152.5]]),
+    "scrfd": np.array([[69.5, 112.1], [108.5, 111.9], [88.6, 136.2], [72.6, 152.6], [105.2, 152.4]]),  # tools/convert_scrfd.py --template
+}
+FRAME_LANDMARKS = TEMPLATES["mtcnn"]
+DETECTORS = ("scrfd", "mtcnn")
+DETECT_MAX_SIDE = 1024  # MTCNN runs on a copy no larger than this (pixels); faces are cut from the original
+MIN_FACE = {"scrfd": 20, "mtcnn": 40}  # default smallest face searched for (see FaceDetector)
+SCRFD_MAX_SIDE = 640  # longest side of SCRFD's input: a 12-megapixel photo costs what a 640x480 one does
+SHARP_STEP = 2.0  # photo pixels per model-input pixel wanted when cutting a face (more is wasted decoding)
 
 
 @dataclass
@@ -47,12 +57,23 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def align(img: Image.Image, landmarks: np.ndarray, pre: Preprocess, fraction: float) -> np.ndarray:
-    """Warp the photo so the landmarks land on the frame's, cut the centre box: model input."""
-    to_frame = np.vstack([similarity(landmarks, FRAME_LANDMARKS), [0, 0, 1]])
+def _output_to_photo(landmarks: np.ndarray, pre: Preprocess, fraction: float, template: np.ndarray) -> np.ndarray:
+    """3x3 map from model-input pixel centres to photo coordinates for a face's landmarks."""
+    to_frame = np.vstack([similarity(landmarks, template), [0, 0, 1]])
     left, top, right, bottom = crop_box(*FRAME_SIZE, pre.aspect, fraction)
     out_to_frame = np.array([[(right - left) / pre.width, 0, left], [0, (bottom - top) / pre.height, top], [0, 0, 1]])
-    out_to_photo = np.linalg.inv(to_frame) @ out_to_frame @ np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    return np.linalg.inv(to_frame) @ out_to_frame @ np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+
+
+def photo_step(landmarks: np.ndarray, pre: Preprocess, fraction: float, template: np.ndarray = FRAME_LANDMARKS) -> float:
+    """Photo pixels per model-input pixel for this face: under 1, the face is upsampled."""
+    return float(np.sqrt(abs(np.linalg.det(_output_to_photo(landmarks, pre, fraction, template)[:2, :2]))))
+
+
+def align(img: Image.Image, landmarks: np.ndarray, pre: Preprocess, fraction: float,
+          template: np.ndarray = FRAME_LANDMARKS) -> np.ndarray:
+    """Warp the photo so the landmarks land on the frame's, cut the centre box: model input."""
+    out_to_photo = _output_to_photo(landmarks, pre, fraction, template)
     step = float(np.sqrt(abs(np.linalg.det(out_to_photo[:2, :2]))))  # photo pixels per output pixel
     factor = int(step // 2)
     if factor >= 2:  # shrink first (box filter) so the warp does not alias a large face
@@ -66,30 +87,80 @@ def align(img: Image.Image, landmarks: np.ndarray, pre: Preprocess, fraction: fl
 class FaceDetector:
     """Every face of a photo, largest first, aligned for the classifier."""
 
-    def __init__(self, max_faces: int = 0, min_face: int = 40, fraction: float = 0.7, threads: int = 1):
-        """min_face: smallest face searched for, in pixels of the photo scaled to <= 1024 px (40
-        keeps 640x480 photos above 30/s; 32 finds smaller faces at 29/s). fraction: how much of
-        the aligned CelebA frame the classifier sees (0.7 scored best of 0.6-1.0 on validation
-        portraits). threads: ONNX Runtime threads per call (`process` runs a photo per core)."""
-        self.mtcnn = MTCNN(min_face=min_face, threads=threads)
+    def __init__(self, max_faces: int = 0, min_face: float | None = None, fraction: float = 0.7, threads: int = 1,
+                 detector: str = "scrfd", max_side: int = SCRFD_MAX_SIDE):
+        """detector: "scrfd" (default: faster and finds more) or "mtcnn". min_face: smallest
+        face searched for, in pixels; SCRFD: of the photo (the photo is scaled so such a face
+        is 12 px at the network's input, never over max_side: in a 4000x3000 photo the
+        smallest face found is then ~80 px); MTCNN: of the photo scaled to <= 1024 px.
+        fraction: how much of the aligned CelebA frame the classifier sees (0.7 scored best of
+        0.6-1.0 on validation portraits). threads: ONNX Runtime threads per call (`process`
+        runs a photo per core)."""
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r}: choose from {', '.join(DETECTORS)}")
+        self.name = detector
+        self.min_face = float(min_face or MIN_FACE[detector])
+        self.max_side, self.template = max_side, TEMPLATES[detector]
+        if detector == "scrfd":
+            from .scrfd import SCRFD
+            self.net = SCRFD(threads=threads)
+        else:
+            from .mtcnn import MTCNN
+            self.net = MTCNN(min_face=self.min_face, threads=threads)
         self.max_faces, self.fraction = max_faces, fraction
-        self._settings = (max_faces, min_face, fraction, threads)
+        self._settings = (max_faces, min_face, fraction, threads, detector, max_side)
 
     def __reduce__(self):  # ONNX Runtime sessions do not pickle: a worker process rebuilds them
         return FaceDetector, self._settings
 
+    def detector_side(self, width: int, height: int) -> int:
+        """Longest side the detector needs of a width x height photo (pixels)."""
+        if self.name == "mtcnn":
+            return min(max(width, height), DETECT_MAX_SIDE)
+        from .scrfd import input_size
+        r = input_size(width, height, self.min_face, self.max_side)[0]
+        return max(1, round(max(width, height) * r))
+
     def detect(self, img: Image.Image):
-        r = min(1.0, DETECT_MAX_SIDE / max(img.size))
-        small = img if r == 1.0 else img.resize((round(img.width * r), round(img.height * r)), Image.BILINEAR)
-        boxes, scores, marks = self.mtcnn.detect(small)
+        """(boxes Nx4, scores N, landmarks Nx5x2) in the image's pixels, largest face first."""
+        if self.name == "scrfd":
+            boxes, scores, marks = self.net.detect(img, self.min_face, self.max_side)
+        else:
+            r = min(1.0, DETECT_MAX_SIDE / max(img.size))
+            small = img if r == 1.0 else img.resize((round(img.width * r), round(img.height * r)), Image.BILINEAR)
+            boxes, scores, marks = self.net.detect(small)
+            boxes, marks = boxes / r, marks / r
         order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
         if self.max_faces:
             order = order[: self.max_faces]
-        return boxes[order] / r, scores[order], marks[order] / r
+        return boxes[order], scores[order], marks[order]
+
+    def _cut(self, img: Image.Image, boxes, scores, marks, pre: Preprocess, scale: float = 1.0) -> list[Face]:
+        return [Face(b * scale, m * scale, s, align(img, m, pre, self.fraction, self.template))
+                for b, s, m in zip(boxes, scores, marks)]
 
     def faces(self, img: Image.Image, pre: Preprocess) -> list[Face]:
+        """The faces of a decoded photo, boxes and landmarks in its pixels."""
+        return self._cut(img, *self.detect(img), pre)
+
+    def find(self, source, pre: Preprocess) -> tuple[list[Face], Image.Image]:
+        """Decode `source` (path, bytes, image, array) only as large as detection needs, then,
+        if a face would be cut from too few pixels there, once more just large enough for it.
+        Boxes and landmarks are in the full photo's pixels; the image returned is the one
+        the faces were cut from, with `info["photo_scale"]` = full-photo pixels per its pixel."""
+        img, scale = load_scaled(source, lambda w, h: (self.detector_side(w, h),) * 2)
         boxes, scores, marks = self.detect(img)
-        return [Face(b, m, s, align(img, m, pre, self.fraction)) for b, s, m in zip(boxes, scores, marks)]
+        if len(boxes) and scale > 1:
+            step = min(photo_step(m, pre, self.fraction, self.template) for m in marks) * scale  # in full-photo pixels
+            if step / scale < SHARP_STEP:
+                full = scale * max(img.size)
+                sharp, sharp_scale = load_scaled(source, (max(1, round(full / max(1.0, step / SHARP_STEP))),) * 2)
+                if sharp_scale < scale:
+                    marks = marks * (scale / sharp_scale)
+                    boxes = boxes * (scale / sharp_scale)
+                    img, scale = sharp, sharp_scale
+        img.info["photo_scale"] = scale
+        return self._cut(img, boxes, scores, marks, pre, scale), img
 
 
 def annotate(img: Image.Image, faces: list[dict]) -> Image.Image:
@@ -97,11 +168,12 @@ def annotate(img: Image.Image, faces: list[dict]) -> Image.Image:
     out = img.copy()
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(img.size) / 300))
+    k = 1 / img.info.get("photo_scale", 1.0)  # boxes are in full-photo pixels; img may be a reduced decode
     for f in faces:
         colour = (230, 60, 140) if f["gender"] == "female" else (40, 120, 230)
-        x1, y1, x2, y2 = f["box"]
+        x1, y1, x2, y2 = (v * k for v in f["box"])
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        for x, y in f["landmarks"]:
+        for x, y in np.asarray(f["landmarks"]) * k:
             draw.ellipse([x - width, y - width, x + width, y + width], fill=colour)
         label = f"{f['gender']} {f['probability']:.2f}"
         tx, ty = x1, max(0, y1 - 12 - width)

@@ -123,6 +123,14 @@ def load_rgb(source, min_size: tuple[int, int] | None = None) -> Image.Image:
     `min_size` (w, h) lets JPEGs decode at a reduced scale (DCT draft mode) while staying at
     least that large on both sides; this is most of the decode time saved for big photos.
     """
+    return load_scaled(source, min_size)[0]
+
+
+def load_scaled(source, min_size=None) -> tuple[Image.Image, float]:
+    """`load_rgb`, and the factor from the decoded image's pixels to the full photo's (1, 2, 4
+    or 8: draft decoding shrinks a JPEG by a power of two). `min_size` may also be a function
+    of the photo's (width, height), read from the header, giving the (w, h) wanted: a detector
+    asks for what its input needs without decoding 12 megapixels to learn the size."""
     img = _open(source)
     w, h = img.size
     if w * h > MAX_PIXELS:
@@ -132,12 +140,15 @@ def load_rgb(source, min_size: tuple[int, int] | None = None) -> Image.Image:
     try:
         if getattr(img, "is_animated", False):
             img.seek(0)  # animated GIF/WebP/APNG: the first frame
+        if callable(min_size):
+            min_size = min_size(w, h)
         if min_size is not None and img.format == "JPEG":
             side = max(min_size)  # EXIF may swap axes; ask for the larger side on both
             img.draft("RGB", (side, side))
         img.load()
+        scale = max(w, h) / max(img.size)
         img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        return _to_rgb(img), scale
     except ImageError:
         raise
     except MemoryError:

