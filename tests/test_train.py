@@ -166,3 +166,46 @@ def test_hiding_surroundings_changes_hair_and_background_not_the_face():
     corner = (slice(0, h // 8), slice(0, w // 8))
     assert np.abs(a[centre] - b[centre]).mean() < 2
     assert np.abs(a[corner] - b[corner]).mean() > 5 or np.asarray(Image.fromarray(b[corner].astype(np.uint8)).convert("L")).std() < 3
+
+
+def test_recipe_runs_every_step_and_skips_finished_training(small_trees, tmp_path, capsys):
+    from facegender.classifier import Classifier
+    from facegender.recipe import run
+
+    trees = ", ".join(f'"{t}"' for t in small_trees)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"""
+[[step]]
+verb = "prepare"
+roots = [{trees}]
+out = "{tmp_path}/m"
+val_ratio = 0.2
+
+[[step]]
+verb = "train"
+train_manifest = "{tmp_path}/m/train.csv"
+val_manifest = "{tmp_path}/m/val.csv"
+epochs = 1
+limit = 64
+batch_size = 32
+workers = 0
+out_dir = "{tmp_path}/run"
+
+[[step]]
+verb = "export"
+checkpoint = "{tmp_path}/run/best.pt"
+calibrate = "{tmp_path}/m/val.csv"
+out = "{tmp_path}/model.onnx"
+
+[[step]]
+verb = "evaluate"
+data = "{tmp_path}/m/val.csv"
+model = "{tmp_path}/model.onnx"
+out = "{tmp_path}/ev"
+""")
+    run(str(recipe))
+    assert Classifier(tmp_path / "model.onnx").meta["temperature"] > 0
+    assert json.loads((tmp_path / "ev" / "report.json").read_text())["overall"]["count"] > 0
+    capsys.readouterr()
+    run(str(recipe), only=[1, 2])
+    assert capsys.readouterr().out.count("done before") == 2

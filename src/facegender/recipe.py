@@ -3,9 +3,10 @@
     facegender train --recipe recipes/default.toml
 
 Each `[[step]]` names a verb (prepare, train, export, evaluate) and that verb's arguments,
-the same names as its function's (`TrainConfig` fields for train). A step whose output is
-already there is skipped, and a train step with a `last.pt` but no summary resumes, so an
-interrupted recipe is continued by running the same command again.
+the same names as its function's (`TrainConfig` fields for train). The costly steps are not
+done twice: a prepare or train step whose output is there is skipped, and a train step with
+a `last.pt` but no summary resumes, so an interrupted recipe is continued by running the
+same command again. Export and evaluate (seconds to minutes) always run.
 """
 from __future__ import annotations
 
@@ -52,11 +53,9 @@ def _evaluate(step: dict) -> None:
 
 
 VERBS = {"prepare": _prepare, "train": _train, "export": _export, "evaluate": _evaluate}
-OUTPUT = {  # what a finished step leaves behind
-    "prepare": lambda s: Path(s["out"]) / "train.csv",
+FINISHED = {  # what a finished costly step leaves behind
+    "prepare": lambda s: Path(s["out"]) / "val.csv",
     "train": lambda s: Path(s["out_dir"]) / "summary.json",
-    "export": lambda s: Path(s["out"]),
-    "evaluate": lambda s: Path(s["out"]) / "report.json",
 }
 
 
@@ -75,9 +74,10 @@ def run(path: str, only: list[int] | None = None) -> None:
     for i, step in enumerate(steps, 1):
         args = {k: v for k, v in step.items() if k not in ("verb", "note")}
         verb = step["verb"]
-        done = OUTPUT[verb](args)
-        if (only and i not in only) or done.exists():
-            print(f"step {i}/{len(steps)} {verb}: {'skipped' if only and i not in only else 'done before'} ({done})")
+        if only and i not in only:
+            continue
+        if verb in FINISHED and FINISHED[verb](args).exists():
+            print(f"step {i}/{len(steps)} {verb}: done before ({FINISHED[verb](args)})")
             continue
         print(f"step {i}/{len(steps)} {verb}: {step.get('note', '')}", flush=True)
         VERBS[verb](args)
