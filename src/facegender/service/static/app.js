@@ -72,12 +72,13 @@ async function send(files) {
   const headers = {};
   if ($("key").value) headers["X-API-Key"] = $("key").value;
   const all = [];
+  const anchor = $("results").firstChild;  // this drop's cards go on top, in the order picked
   for (let i = 0; i < files.length; i += CHUNK) {
     const part = files.slice(i, i + CHUNK);
     const cards = part.map((f) => {
       const card = el("article", "card");
       card.appendChild(el("h2", null, f.name));
-      $("results").prepend(card);
+      $("results").insertBefore(card, anchor);
       return card;
     });
     say(`Classifying ${i + 1}-${i + part.length} of ${files.length}...`);
