@@ -8,11 +8,12 @@ from dataclasses import fields
 
 
 def _process(a) -> int:
-    from .classifier import ModelError
+    from .classifier import ModelError, default_model
     from .pipeline import EXIT_CANNOT_RUN, ProcessOptions, process_folder, summary_dict
     from .results import OutputError
 
-    opts = ProcessOptions(output=a.output, details=a.details, model=a.model, recursive=a.recursive,
+    model = a.model or str(default_model(a.precision))
+    opts = ProcessOptions(output=a.output, details=a.details, model=model, recursive=a.recursive,
                           resume=a.resume, batch_size=a.batch_size, threads=a.threads, progress=not a.quiet,
                           annotate=a.annotate)
     try:
@@ -81,6 +82,14 @@ def _serve(a) -> int:
                                    workers=a.workers))
 
 
+def _quantize(a) -> int:
+    from .quantize import quantize
+
+    meta = quantize(a.model, a.out, a.calibration, a.images)
+    print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration")}, indent=2))
+    return 0
+
+
 def _evaluate(a) -> int:
     from .evaluate import evaluate_cli
 
@@ -107,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 20 "
                    "in the photo, MTCNN 40 in the photo scaled to <= 1024 px)")
     s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
+    s.add_argument("--precision", choices=["auto", "float", "int8"], default="auto", help="the shipped model's "
+                   "graph: auto (default) takes int8 where the CPU has VNNI (avx512_vnni / avx_vnni), float elsewhere")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--threads", type=int, default=0, help="worker processes, one per core (0 = all cores)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -159,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="evaluation", help="folder for report.json, report.md and plots")
     s.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many images")
     s.set_defaults(run=_evaluate)
+
+    s = sub.add_parser("quantize", help="exported model -> static int8 copy (fast on CPUs with VNNI) + .sha256")
+    s.add_argument("model")
+    s.add_argument("--out", required=True, help="e.g. src/facegender/weights/facegender-default.int8.onnx")
+    s.add_argument("--calibration", default="manifests/train.csv", help="manifest of faces to calibrate on")
+    s.add_argument("--images", type=int, default=512, help="calibration faces (seeded sample)")
+    s.set_defaults(run=_quantize)
 
     s = sub.add_parser("serve", help="HTTP service: POST /v1/classify, web page at /, docs at /docs (extra `serve`)",
                        description="Every option can also be set as FACEGENDER_<NAME> (e.g. FACEGENDER_API_KEY).")

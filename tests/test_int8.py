@@ -1,0 +1,68 @@
+"""The shipped int8 graph: chosen only where the CPU has VNNI (fake /proc/cpuinfo texts), forced
+either way by precision, and answering like the float graph it was quantized from."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from facegender import manifest
+from facegender.classifier import DEFAULT_INT8, DEFAULT_MODEL, Classifier, ModelError, default_model, has_vnni
+from facegender.images import load_rgb
+
+from .conftest import ROOT, SAMPLE
+
+AVX2 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse sse2 avx avx2 fma bmi2\n"
+AVX512_VNNI = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n"
+AVX_VNNI = "processor\t: 0\nflags\t\t: fpu avx2 avx_vnni\n"
+
+
+@pytest.mark.parametrize("cpuinfo, vnni", [(AVX2, False), (AVX512_VNNI, True), (AVX_VNNI, True), ("", False),
+                                           ("flags\t\t: avx512_vnnix\n", False)])
+def test_vnni_is_read_from_the_flags(cpuinfo, vnni):
+    assert has_vnni(cpuinfo) is vnni
+
+
+@pytest.mark.parametrize("precision, cpuinfo, expected", [
+    ("auto", AVX2, DEFAULT_MODEL), ("auto", AVX512_VNNI, DEFAULT_INT8), ("auto", AVX_VNNI, DEFAULT_INT8),
+    ("float", AVX512_VNNI, DEFAULT_MODEL), ("int8", AVX2, DEFAULT_INT8)])
+def test_shipped_graph_follows_precision_and_cpu(precision, cpuinfo, expected):
+    assert default_model(precision, cpuinfo) == expected
+
+
+def test_unknown_precision_is_one_clear_error():
+    with pytest.raises(ModelError, match="auto, float, int8"):
+        Classifier(precision="int4")
+
+
+def test_an_explicit_model_file_wins_over_precision():
+    assert Classifier(DEFAULT_MODEL, precision="int8").path == DEFAULT_MODEL
+    assert Classifier(precision="int8").path == DEFAULT_INT8
+
+
+@pytest.fixture(scope="module")
+def faces():
+    clf = Classifier(DEFAULT_MODEL, threads=1)
+    return np.stack([clf.pre.fit(load_rgb(r.path)) for r in manifest.read(SAMPLE)[:200]])
+
+
+def test_int8_graph_is_shipped_checked_and_agrees_with_float(faces):
+    assert DEFAULT_INT8.with_name(DEFAULT_INT8.name + ".sha256").is_file()
+    q, f = Classifier(precision="int8", threads=1), Classifier(precision="float", threads=1)
+    assert q.meta["int8"] is True and q.pre == f.pre and q.labels == f.labels
+    pq, pf = q.predict(faces)[:, 1], f.predict(faces)[:, 1]
+    assert np.mean((pq >= 0.5) == (pf >= 0.5)) >= 0.97
+    assert np.abs(pq - pf).mean() < 0.03
+
+
+def test_process_takes_precision(face_folder, tmp_path):
+    answers = {}
+    for precision in ("float", "int8"):
+        out = tmp_path / f"{precision}.json"
+        r = subprocess.run([sys.executable, str(ROOT / "process.py"), str(face_folder), "--precision", precision,
+                            "-o", str(out), "-q"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        answers[precision] = json.loads(out.read_text())
+    same = sum(answers["float"][k] == answers["int8"][k] for k in answers["float"])
+    assert len(answers["float"]) == 40 and same >= 38
