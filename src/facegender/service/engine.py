@@ -30,13 +30,15 @@ class Engine:
         self.classifier = classifier or Classifier(settings.model, threads=1)
         self.detector = FaceDetector(threads=1)
         self.metrics = metrics
-        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="facegender")
+        self.pool: ThreadPoolExecutor | None = None
         self.decoded_slots: asyncio.Semaphore | None = None
         self.batcher: Batcher | None = None
         self.ready = False
 
     async def start(self) -> None:
-        """Bind to the running loop and classify once, so /healthz is 200 only when it can."""
+        """Bind to the running loop and classify once, so /healthz is 200 only when it can.
+        (An app may be started again after a stop: each start gets a new pool.)"""
+        self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="facegender")
         self.decoded_slots = asyncio.Semaphore(self.settings.max_decoded)
         on_batch = self.metrics.batch_faces.observe if self.metrics else None
         self.batcher = Batcher(self._classify, self.pool, self.settings.batch_size, self.settings.batch_wait_ms / 1000,
