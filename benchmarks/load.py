@@ -74,6 +74,13 @@ class RssSampler(threading.Thread):
     def reset(self) -> None:
         self.peak_kb = self.rss_kb()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        with contextlib.suppress(OSError):
+            fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0
+
 
 @contextlib.contextmanager
 def server(workers: int):
@@ -174,15 +181,19 @@ def main() -> None:
                 ("crops, 64 per request", crop_inputs, 2, 64, False)]
         for name, inputs, clients, per_request, detect in plan:
             rss.reset()
+            cpu, own = rss.cpu_seconds(), time.process_time()
             r = asyncio.run(scenario(url, inputs, clients, a.seconds, a.max_requests, per_request, detect))
+            r["server_cpu_ms"] = 1000 * (rss.cpu_seconds() - cpu) / max(1, r["requests"])
+            r["client_cpu_ms"] = 1000 * (time.process_time() - own) / max(1, r["requests"])
             rows.append((name, clients, r, rss.peak_kb / 1024))
         rss.stopped.set()
     print()
-    print("| scenario | clients | requests | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | server peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | clients | requests | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | server peak RSS MB | CPU ms/request: server, clients |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, clients, r, peak in rows:
         print(f"| {name} | {clients} | {r['requests']} | {r['req_s']:.1f} | {r['files_s']:.1f} | {r['p50']:.0f} | "
-              f"{r['p95']:.0f} | {r['p99']:.0f} | {r['errors']} | {peak:.0f} |")
+              f"{r['p95']:.0f} | {r['p99']:.0f} | {r['errors']} | {peak:.0f} | "
+              f"{r['server_cpu_ms']:.1f}, {r['client_cpu_ms']:.1f} |")
     local = process_speed(crop_inputs)
     http = rows[-1][2]["files_s"]
     print()

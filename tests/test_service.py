@@ -349,3 +349,15 @@ def test_sigterm_finishes_in_flight_refuses_new_and_exits(photos):
         # uvicorn re-raises the signal once shut down, so the exit status says "ended by SIGTERM"
         assert proc.wait(15) in (0, -signal.SIGTERM) and time.monotonic() - stopped_at < 10
         assert "Finished server process" in proc.stderr.read()
+
+
+def test_load_benchmark_runs():
+    """benchmarks/load.py end to end on tiny inputs, so it cannot rot (nothing is timed)."""
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--clients", "2", "--seconds", "1",
+                        "--max-requests", "6", "--crops", "8", "--photos", "2"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| ") and "scenario" not in line]
+    assert [row[0].strip() for row in rows] == ["crop, 1 per request", "photo 640x480 detect=true", "crops, 64 per request"]
+    assert all(row[8].strip() == "0" for row in rows)  # no errors
+    assert "process.py" in r.stdout
