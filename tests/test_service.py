@@ -256,6 +256,29 @@ def test_decoded_inputs_are_bounded(crops):
         assert peak[0] == 1 and engine.decoded_slots._value == 1
 
 
+class _Failing:
+    """The shipped classifier, until told to fail."""
+
+    def __init__(self, clf):
+        self.clf, self.fail = clf, False
+
+    def __getattr__(self, name):
+        return getattr(self.clf, name)
+
+    def predict(self, faces, flip=False):
+        if self.fail:
+            raise RuntimeError("model call failed")
+        return self.clf.predict(faces, flip)
+
+
+def test_a_failed_model_call_is_a_per_file_error_not_a_500(crops):
+    clf = _Failing(load_model())
+    with TestClient(create_app(Settings(), classifier=clf)) as c:
+        clf.fail = True
+        r = c.post("/v1/classify", files=upload([("a.jpg", (crops / sorted(os.listdir(crops))[0]).read_bytes())]))
+    assert r.status_code == 200 and r.json()["results"][0]["error"] == "unexpected"
+
+
 class _D:  # a decoded input as the batcher sees it
     def __init__(self, faces):
         self.arrays = [None] * faces

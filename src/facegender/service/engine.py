@@ -106,7 +106,10 @@ class Engine:
                 return {"file": name, **data}
             async with self.decoded_slots:  # bounds decoded inputs held, across all requests
                 d = await loop.run_in_executor(self.pool, self._decode, data, detector)
-                entry = dict(d.error) if d.error else await self.batcher.submit(d, detect)
+                try:
+                    entry = dict(d.error) if d.error else await self.batcher.submit(d, detect)
+                except Exception as e:  # a failed model call is these files' error, never a 500
+                    entry = {"error": "unexpected", "message": f"{type(e).__name__}: {e}"}
             return {"file": name, **entry}
 
         results = await asyncio.gather(*(one(name, data) for name, data in files))

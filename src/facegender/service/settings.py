@@ -25,7 +25,7 @@ class Settings:
     max_decoded: int = 64  # decoded inputs held at once (waiting to be classified), all requests together
     batch_size: int = 64  # faces per model call at most
     batch_wait_ms: float = 3.0  # how long the batcher waits for more faces to join a batch
-    max_connections: int = 256  # uvicorn answers 503 beyond this many concurrent connections
+    max_connections: int = 64  # uvicorn answers 503 beyond this; bodies held <= this x max_request_bytes
     graceful_seconds: float = 8.0  # SIGTERM: in-flight requests get this long, then the process exits
 
     def __post_init__(self):
