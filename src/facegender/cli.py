@@ -20,7 +20,16 @@ def _process(a) -> int:
         if a.detect:
             from .detect import FaceDetector
             opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face)
-        summary = process_folder(a.folder, opts)
+        if a.engine == "ray":
+            from .engines.ray_engine import process_source
+            summary = process_source(a.folder, opts, fmt=a.format, address=a.address)
+        else:
+            summary = process_folder(a.folder, opts)
+    except ModuleNotFoundError as e:
+        if a.engine != "ray" or (e.name or "").split(".")[0] not in ("ray", "pyarrow"):
+            raise
+        print(f"facegender: error: --engine ray needs Ray: pip install 'facegender[ray]' ({e})", file=sys.stderr)
+        return EXIT_CANNOT_RUN
     except (ModelError, OutputError, FileNotFoundError) as e:
         print(f"facegender: error: {e}", file=sys.stderr)
         return EXIT_CANNOT_RUN
@@ -121,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--threads", type=int, default=0, help="worker processes, one per core (0 = all cores)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--engine", choices=["local", "ray"], default="local", help="local: a process per core (default); "
+                   "ray: Ray Data on a cluster, FOLDER may then be a URI (s3://, gs://, hdfs://)")
+    s.add_argument("--address", help="with --engine ray: the cluster to join (auto, ray://HOST:10001); "
+                   "default: start a local Ray on --threads cores")
+    s.add_argument("--format", choices=["json", "parquet", "jsonl"], default="json", help="with --engine ray: "
+                   "parquet/jsonl write one row per file into the folder or URI --output (for very large archives)")
     s.set_defaults(run=_process)
 
     s = sub.add_parser("prepare", help="class folders -> seeded, person-disjoint train.csv / val.csv")
@@ -195,8 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb == "process":
+        _check_engine(parser, args)
     return args.run(args)
+
+
+def _check_engine(parser, a) -> None:
+    """Options that only one engine has are refused (exit 2) rather than ignored."""
+    if a.engine != "ray" and (a.address or a.format != "json"):
+        parser.error("--address and --format need --engine ray")
+    if a.engine == "ray" and a.annotate:
+        parser.error("--annotate runs with the local engine only")
+    if a.format != "json" and a.output == "process_results.json":
+        a.output = f"process_results_{a.format}"  # a folder of row files, not one JSON
 
 
 if __name__ == "__main__":

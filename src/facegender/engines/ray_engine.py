@@ -1,0 +1,169 @@
+"""`facegender process SRC --engine ray`: the same predict path on a Ray cluster (Ray Data).
+
+read_binary_files streams the bytes of every listed file; each actor holds one ONNX Runtime
+classifier (intra-op threads = the actor's CPUs) and decodes + classifies whole batches with
+`predict.decode` / `predict.classify`, the code the local engine runs, so a corrupt file is
+a per-file error row and never a failed block. Results come back to the driver as rows
+(process_results.json + --details, written atomically, checkpointed) or are written by the
+workers as Parquet / JSON-lines for archives too big for one JSON file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+from ..classifier import Classifier
+from ..pipeline import ProcessOptions, Summary, summary_dict
+from ..predict import classify, decode
+from ..results import read_json, write_json_atomic
+from . import outputs
+from .listing import list_source
+
+FORMATS = ("json", "parquet", "jsonl")
+
+
+class ClassifyBatch:
+    """Ray Data callable class: bytes of a batch of files -> their rows (one actor, one model)."""
+
+    def __init__(self, model: str | None, detector, threads: int, prefix: str):
+        self.classifier = Classifier(model, threads=threads)
+        self.detector, self.prefix = detector, prefix
+
+    def __call__(self, batch: dict):
+        decoded = [decode(b, self.classifier.pre, self.detector) for b in batch["bytes"]]
+        answers = classify(decoded, self.classifier, detecting=self.detector is not None)
+        names = [str(p)[len(self.prefix):] for p in batch["path"]]
+        return outputs.to_table([outputs.row_of(n, value, detail) for n, (value, detail) in zip(names, answers)])
+
+
+def connect(address: str | None, cpus: int) -> bool:
+    """Join the cluster at `address` ("auto", "ray://host:10001", "host:6379"), or start a
+    local Ray on `cpus` cores (0 = all). True when this call started Ray (and should stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING)
+    return True
+
+
+def build_dataset(listing, names: list[str], model: str | None, detector, batch_size: int, cpus_per_actor: int):
+    """The lazy pipeline: read bytes -> decode + classify on a fixed pool of actors."""
+    import ray
+    import ray.data
+
+    cores = int(ray.cluster_resources().get("CPU", 1))
+    actors = max(1, cores // cpus_per_actor)
+    # at least 4 batches per actor, as the local engine, so no actor idles on a long batch
+    size = max(1, min(batch_size, -(-len(names) // (4 * actors))))
+    actors = max(1, min(actors, -(-len(names) // size)))
+    # reads take no CPU slot: they only move bytes, and actors holding every core would starve them
+    ds = ray.data.read_binary_files([listing.path(n) for n in names], include_paths=True,
+                                    filesystem=listing.filesystem, num_cpus=0)
+    return ds.map_batches(ClassifyBatch, batch_size=size, batch_format="numpy", num_cpus=cpus_per_actor,
+                          compute=ray.data.ActorPoolStrategy(size=actors),
+                          fn_constructor_args=(model, detector, cpus_per_actor, listing.prefix))
+
+
+def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: str | None = None,
+                   cpus_per_actor: int = 1) -> Summary:
+    """Classify every file of `src` on Ray into `opts.output` (a JSON file, or for
+    fmt parquet/jsonl a folder or URI of row files); returns the summary."""
+    import ray
+    import ray.data
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}")
+    driver = Classifier(opts.model, threads=1)  # fails now on a bad model; its preprocessing names listing errors
+    model = str(driver.path) if opts.model else None  # None: each node loads its own installed default
+    listing = list_source(src, opts.recursive, driver.pre)
+    summary = Summary(inputs=len(listing.names), notes=list(listing.notes))
+    t = time.perf_counter()
+    started = connect(address, opts.threads)
+    summary.seconds["ray_start"] += time.perf_counter() - t
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = opts.progress and fmt != "json"  # json: one tqdm bar of files instead
+    if not opts.progress:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        if fmt == "json":
+            _to_json(listing, opts, model, cpus_per_actor, summary)
+        else:
+            _to_table(listing, opts, model, cpus_per_actor, summary, fmt)
+    finally:
+        if started:
+            ray.shutdown()
+    return summary
+
+
+def _to_json(listing, opts: ProcessOptions, model, cpus_per_actor: int, summary: Summary) -> None:
+    from tqdm import tqdm
+
+    results, details = {}, {}
+    if opts.resume and os.path.exists(opts.output):
+        results = read_json(opts.output)
+        if opts.details and os.path.exists(opts.details):
+            details = {k: v for k, v in read_json(opts.details).get("files", {}).items() if k in results}
+        summary.resumed = sum(1 for n in listing.names if n in results)
+    elif os.path.exists(opts.output):
+        print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
+
+    def save():
+        t = time.perf_counter()
+        write_json_atomic(opts.output, {n: results[n] for n in sorted(results)})
+        if opts.details:
+            write_json_atomic(opts.details, {"summary": summary_dict(summary),
+                                             "files": {n: details[n] for n in sorted(details)}})
+        summary.seconds["write"] += time.perf_counter() - t
+
+    for name, error in listing.failed.items():
+        details[name] = error
+        outputs.tally(summary, error["error"], None)
+    save()  # fails now, not after the work, if the output cannot be written
+    todo = [n for n in listing.readable if n not in results]
+    bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
+    t = last_save = time.perf_counter()
+    try:
+        if todo:
+            ds = build_dataset(listing, todo, model, opts.detector, opts.batch_size, cpus_per_actor)
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for row in batch.to_pylist():
+                    value, detail = outputs.answer_of(row)
+                    details[row["path"]] = detail
+                    if row["error"] is None:
+                        results[row["path"]] = value
+                    outputs.tally(summary, row["error"], row["faces"])
+                bar.update(batch.num_rows)
+                if time.perf_counter() - last_save > opts.checkpoint_seconds:
+                    save()
+                    last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.seconds["ray_run"] += time.perf_counter() - t
+        bar.close()
+        save()
+
+
+def _to_table(listing, opts: ProcessOptions, model, cpus_per_actor: int, summary: Summary, fmt: str) -> None:
+    import ray.data
+
+    dest = opts.output if "://" in opts.output else os.path.abspath(opts.output)  # workers have their own cwd
+    parts = [build_dataset(listing, listing.readable, model, opts.detector, opts.batch_size, cpus_per_actor)] \
+        if listing.readable else []
+    if listing.failed:
+        failed = [outputs.row_of(n, None, e) for n, e in sorted(listing.failed.items())]
+        parts.append(ray.data.from_arrow(outputs.to_table(failed)))
+    t = time.perf_counter()
+    try:
+        if parts:
+            outputs.write_table(parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0], dest, fmt)
+            outputs.read_counts(dest, fmt, summary)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    summary.seconds["ray_run"] += time.perf_counter() - t
