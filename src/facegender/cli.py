@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
                        ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),
-                       ("teacher", str), ("teacher_weight", float), ("ema", float),
+                       ("teacher", str), ("teacher_weight", float), ("ema", float), ("device", str),
                        ("balance", float), ("hide", float), ("grey", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.set_defaults(run=_train)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from . import manifest, models
+from . import distributed, manifest, models
 from .data import FaceDataset, balance_weights, to_model_input
 from .preprocess import Preprocess
 
@@ -55,6 +55,7 @@ class TrainConfig:
     limit: int = 0  # use at most this many train images (and limit//4 val); 0 = all
     seed: int = 0  # python, numpy, torch and the data order
     workers: int = 1  # DataLoader processes (this machine has 2 cores)
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda" (bf16 autocast); torchrun: a process per device
 
     def resolved(self) -> "TrainConfig":
         spec = models.get(self.model)
@@ -117,12 +118,13 @@ def soft_cross_entropy(logits: torch.Tensor, p_female: torch.Tensor, smoothing: 
 
 
 @torch.no_grad()
-def evaluate(model, loader, pre: Preprocess, desc: str = "val") -> tuple[float, float]:
+def evaluate(model, loader, pre: Preprocess, desc: str = "val", device="cpu") -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a loader."""
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
     for x, y, _ in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        logits = model(to_model_input(x, pre))
+        y = y.to(device)
+        logits = model(to_model_input(x, pre).to(device))
         loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += len(y)
@@ -152,6 +154,8 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
 
 def train(cfg: TrainConfig) -> dict:
     cfg = cfg.resolved()
+    place = distributed.setup(cfg.device)
+    device = place.device
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     random.seed(cfg.seed)
@@ -168,13 +172,18 @@ def train(cfg: TrainConfig) -> dict:
     targets = None  # P(female) each training image should get; None: its label
     if cfg.teacher:
         targets = teacher_targets(cfg, train_rows)
-    loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                       pin_memory=device.type == "cuda")
+    train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide)
     order = dict(shuffle=True)
-    if cfg.balance:  # as many draws per epoch as images, weighted towards the rarer kinds of face
+    if place.world > 1:  # each process its own share of every epoch
+        if cfg.balance:
+            raise SystemExit("--balance is not supported with several processes (torchrun)")
+        order = dict(sampler=DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=len(train_rows) > cfg.batch_size))
+    elif cfg.balance:  # as many draws per epoch as images, weighted towards the rarer kinds of face
         weights = torch.as_tensor(balance_weights(train_rows, cfg.balance), dtype=torch.double)
         order = dict(sampler=torch.utils.data.WeightedRandomSampler(weights, len(train_rows), replacement=True,
                                                                     generator=torch.Generator().manual_seed(cfg.seed)))
-    train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide)
     train_loader = DataLoader(train_set, drop_last=len(train_rows) > cfg.batch_size,
                               generator=torch.Generator().manual_seed(cfg.seed), **order, **loader_args)
     val_loader = DataLoader(FaceDataset(val_rows, pre), **{**loader_args, "batch_size": 128})
@@ -197,27 +206,31 @@ def train(cfg: TrainConfig) -> dict:
             p.requires_grad = True
     elif cfg.mode != "finetune":
         raise SystemExit(f"unknown mode {cfg.mode!r}; choose finetune or feature")
-    model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    net = model.to(device, memory_format=torch.channels_last)  # the unwrapped module: what checkpoints hold
+    if place.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(cfg, [p for p in net.parameters() if p.requires_grad])
     total_steps = cfg.epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total_steps))
     # an exponential moving average of the weights generalises better than the last step's
     averaged = None
     if cfg.ema:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     start_epoch, best_acc, best_epoch, history = 1, -1.0, 0, []
     if cfg.resume and (out / "last.pt").exists():
         ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
+        net.load_state_dict(ckpt["model"])
         if averaged is not None:
             averaged.load_state_dict(ckpt["averaged"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
         start_epoch, best_acc, best_epoch, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["best_epoch"], ckpt["history"]
-        print(f"resuming after epoch {ckpt['epoch']} (best val acc {best_acc:.4f})")
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if place.main:
+            print(f"resuming after epoch {ckpt['epoch']} (best val acc {best_acc:.4f})")
+    if place.main:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     jitter = torch.Generator().manual_seed(cfg.seed + 1)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -228,23 +241,32 @@ def train(cfg: TrainConfig) -> dict:
         model.train()
         if cfg.mode == "feature":
             model.eval()  # frozen backbone: keep its BatchNorm statistics
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
         loss_sum, correct, n = 0.0, 0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True, disable=not place.main)
         for x, y, target in bar:
-            logits = model(to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment), cfg.grey))
-            loss = soft_cross_entropy(logits, target, cfg.label_smoothing)
+            x = to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment), cfg.grey).to(device, non_blocking=True)
+            y, target = y.to(device, non_blocking=True), target.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=place.amp):
+                logits = model(x)
+            loss = soft_cross_entropy(logits.float(), target, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             if averaged is not None:
-                averaged.update_parameters(model)
+                averaged.update_parameters(net)
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
             bar.set_postfix(loss=f"{loss_sum / n:.4f}", acc=f"{correct / n:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        kept = model if averaged is None else averaged.module  # what validation judges and best.pt holds
-        val_loss, val_acc = evaluate(kept, val_loader, pre)
+        loss_sum, correct, n = distributed.total(place, loss_sum, correct, n)  # the whole epoch, all processes
+        if not place.main:  # rank 0 alone validates, logs and writes; the others wait for its verdict
+            best_epoch = distributed.share(place, best_epoch)
+            continue
+        kept = net if averaged is None else averaged.module  # what validation judges and best.pt holds
+        val_loss, val_acc = evaluate(kept, val_loader, pre, device=device)
         row = dict(epoch=epoch, train_loss=round(loss_sum / max(n, 1), 5), train_acc=round(correct / max(n, 1), 5),
                    val_loss=round(val_loss, 5), val_acc=round(val_acc, 5), lr=scheduler.get_last_lr()[0],
                    seconds=round(time.time() - t0, 1))
@@ -260,13 +282,17 @@ def train(cfg: TrainConfig) -> dict:
             best_acc, best_epoch = val_acc, epoch
             torch.save({"model": kept.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
             os.replace(out / "best.pt.tmp", out / "best.pt")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
                     "history": history, **meta,
                     **({"averaged": averaged.state_dict()} if averaged is not None else {})}, out / "last.pt.tmp")
         os.replace(out / "last.pt.tmp", out / "last.pt")
+        best_epoch = distributed.share(place, best_epoch)
 
+    best_acc = distributed.share(place, best_acc)
+    distributed.teardown(place)
     summary = dict(config=asdict(cfg), best_epoch=best_epoch, best_val_acc=best_acc, history=history,
                    train_images=len(train_rows), val_images=len(val_rows))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if place.main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
