@@ -146,7 +146,7 @@ def test_cli_runs_the_ray_engine_and_refuses_its_options_without_it(folder, tmp_
     assert main(["process", str(folder), "--engine", "ray", "-o", str(out), "-q"]) == 1  # some files are bad
     assert len(json.loads(out.read_text())) == 32
     assert "failures by reason" in capsys.readouterr().err
-    for extra in (["--format", "parquet"], ["--address", "auto"]):
+    for extra in (["--format", "parquet"], ["--address", "auto"], ["--read-tasks", "4"]):
         with pytest.raises(SystemExit) as e:
             main(["process", str(folder), *extra])
         assert e.value.code == 2

@@ -22,7 +22,7 @@ def _process(a) -> int:
             opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face)
         if a.engine == "ray":
             from .engines.ray_engine import process_source
-            summary = process_source(a.folder, opts, fmt=a.format, address=a.address)
+            summary = process_source(a.folder, opts, fmt=a.format, address=a.address, read_tasks=a.read_tasks)
         else:
             summary = process_folder(a.folder, opts)
     except ModuleNotFoundError as e:
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: start a local Ray on --threads cores")
     s.add_argument("--format", choices=["json", "parquet", "jsonl"], default="json", help="with --engine ray: "
                    "parquet/jsonl write one row per file into the folder or URI --output (for very large archives)")
+    s.add_argument("--read-tasks", type=int, default=0, help="with --engine ray: file reads at once (0: a quarter "
+                   "of the cluster's CPUs; raise it for s3:// and gs://, whose reads wait on the network)")
     s.set_defaults(run=_process)
 
     s = sub.add_parser("prepare", help="class folders -> seeded, person-disjoint train.csv / val.csv")
@@ -219,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_engine(parser, a) -> None:
     """Options that only one engine has are refused (exit 2) rather than ignored."""
-    if a.engine != "ray" and (a.address or a.format != "json"):
-        parser.error("--address and --format need --engine ray")
+    if a.engine != "ray" and (a.address or a.format != "json" or a.read_tasks):
+        parser.error("--address, --format and --read-tasks need --engine ray")
     if a.engine == "ray" and a.annotate:
         parser.error("--annotate runs with the local engine only")
     if a.format != "json" and a.output == "process_results.json":
