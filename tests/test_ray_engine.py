@@ -150,3 +150,15 @@ def test_cli_runs_the_ray_engine_and_refuses_its_options_without_it(folder, tmp_
         with pytest.raises(SystemExit) as e:
             main(["process", str(folder), *extra])
         assert e.value.code == 2
+
+
+def test_resume_does_only_the_rest(folder, tmp_path):
+    out = tmp_path / "r.json"
+    opts = ProcessOptions(output=str(out), progress=False)
+    process_source(str(folder), opts)
+    full = json.loads(out.read_text())
+    out.write_text(json.dumps(dict(sorted(full.items())[:10])))
+    opts.resume = True
+    summary = process_source(str(folder), opts)
+    assert (summary.resumed, summary.classified, summary.failed) == (10, len(full) - 10, len(BAD_REASONS))
+    assert json.loads(out.read_text()) == full
