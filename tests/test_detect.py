@@ -78,10 +78,12 @@ def test_photo_without_a_face_says_so(run):
 
 
 def test_portrait_is_found_and_classified(run, run_mtcnn):
-    assert len(run[2]["files"]["astronaut.jpg"]["faces"]) == 1
-    _, results, details = run_mtcnn  # the classifier is unsure of this face (p_female 0.40-0.64 by landmarks)
-    assert len(details["files"]["astronaut.jpg"]["faces"]) == 1
-    assert results["astronaut.jpg"] == "female"
+    """Eileen Collins, short hair: stage 3 read her as male under SCRFD's landmarks (P(female)
+    0.42); stage 4, trained with hair hidden, reads her as female under both detectors."""
+    for _, results, details in (run, run_mtcnn):
+        assert len(details["files"]["astronaut.jpg"]["faces"]) == 1
+        assert results["astronaut.jpg"] == "female"
+        assert details["files"]["astronaut.jpg"]["faces"][0]["p_female"] > 0.75
 
 
 def test_both_detectors_find_the_same_faces_and_genders(run, run_mtcnn):

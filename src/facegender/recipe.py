@@ -2,11 +2,11 @@
 
     facegender train --recipe recipes/default.toml
 
-Each `[[step]]` names a verb (prepare, train, average, export, evaluate) and that verb's arguments,
+Each `[[step]]` names a verb (prepare, train, average, export, quantize, evaluate) and that verb's arguments,
 the same names as its function's (`TrainConfig` fields for train). The costly steps are not
 done twice: a prepare or train step whose output is there is skipped, and a train step with
 a `last.pt` but no summary resumes, so an interrupted recipe is continued by running the
-same command again. Average, export and evaluate (seconds to minutes) always run.
+same command again. Average, export, quantize and evaluate (seconds to minutes) always run.
 """
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def _average(step: dict) -> None:
     average(step["checkpoints"], step["out"])
 
 
+def _quantize(step: dict) -> None:
+    from .quantize import quantize
+
+    quantize(step["model"], step["out"], step["calibration"], step.get("images", 512))
+
+
 def _evaluate(step: dict) -> None:
     from argparse import Namespace
 
@@ -58,7 +64,8 @@ def _evaluate(step: dict) -> None:
                            crop=step.get("crop", 1.0), out=step["out"], limit=step.get("limit", 0)))
 
 
-VERBS = {"prepare": _prepare, "train": _train, "average": _average, "export": _export, "evaluate": _evaluate}
+VERBS = {"prepare": _prepare, "train": _train, "average": _average, "export": _export, "quantize": _quantize,
+         "evaluate": _evaluate}
 FINISHED = {  # what a finished costly step leaves behind
     "prepare": lambda s: Path(s["out"]) / "val.csv",
     "train": lambda s: Path(s["out_dir"]) / "summary.json",
