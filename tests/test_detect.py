@@ -168,3 +168,13 @@ def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path
     assert np.abs(faces[0].box - expected).max() < 40
     full = align(canvas, faces[0].landmarks, pre, det.fraction, det.template)  # the same face from all 12 megapixels
     assert np.abs(faces[0].pixels.astype(float) - full).mean() < 3
+
+
+def test_a_limited_detector_shares_the_sessions_and_pickles_with_its_limit():
+    import pickle
+
+    from facegender.detect import FaceDetector
+    d = FaceDetector()
+    view = d.limited(1)
+    assert view.net is d.net and view.max_faces == 1 and d.max_faces == 0
+    assert pickle.loads(pickle.dumps(view)).max_faces == 1

@@ -185,7 +185,8 @@ def test_model_metadata(client):
     shipped_model = ROOT / "src" / "facegender" / "weights" / "facegender-default.onnx"
     assert m["labels"] == ["male", "female"] and m["input_size"] == {"width": 80, "height": 96}
     assert m["sha256"] == (shipped_model.parent / (shipped_model.name + ".sha256")).read_text().split()[0]
-    assert m["validation"]["checkpoint_val_acc"] > 0.9 and m["version"] and m["card"]["licence"]
+    assert m["validation"]["aligned_frames"]["all"]["accuracy"] > 0.9 and m["version"] and m["card"]["licence"]
+    assert set(m["validation"]["aligned_frames"]) >= {"allagefaces", "utkface", "scut-fbp5500", "celeba-64x64"}
 
 
 def test_metrics_count_requests_faces_and_errors(crops):

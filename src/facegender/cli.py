@@ -8,12 +8,11 @@ from dataclasses import fields
 
 
 def _process(a) -> int:
-    from .classifier import ModelError, default_model
+    from .classifier import ModelError
     from .pipeline import EXIT_CANNOT_RUN, ProcessOptions, process_folder, summary_dict
     from .results import OutputError
 
-    model = a.model or str(default_model(a.precision))
-    opts = ProcessOptions(output=a.output, details=a.details, model=model, recursive=a.recursive,
+    opts = ProcessOptions(output=a.output, details=a.details, model=a.model, precision=a.precision, recursive=a.recursive,
                           resume=a.resume, batch_size=a.batch_size, threads=a.threads, progress=not a.quiet,
                           annotate=a.annotate)
     try:
@@ -237,6 +236,8 @@ def _check_engine(parser, a) -> None:
         parser.error("--address, --format and --read-tasks need --engine ray")
     if a.engine == "ray" and a.annotate:
         parser.error("--annotate runs with the local engine only")
+    if a.format != "json" and (a.resume or a.details):
+        parser.error("--resume and --details go with --format json; a row-file run writes every row again")
     if a.format != "json" and a.output == "process_results.json":
         a.output = f"process_results_{a.format}"  # a folder of row files, not one JSON
 

@@ -108,11 +108,12 @@ def balance_weights(rows: list[Row], power: float) -> np.ndarray:
     (adult celebrities, 58% women) would otherwise outvote the everyday and older faces."""
     from collections import Counter
 
-    def cell(r: Row):
-        age = int(r.age) if r.age else None
-        band = "?" if age is None else "child" if age < 13 else "teen" if age < 18 else "adult" if age < 60 else "60+"
-        return r.group.split(":", 1)[0], r.label, band
-    cells = [cell(r) for r in rows]
+    from .prepare import family
+
+    def band(age: str) -> str:  # coarser than evaluate's bands: fewer, larger cells (as stage 4b ran)
+        a = int(age) if age else None
+        return "?" if a is None else "child" if a < 13 else "teen" if a < 18 else "adult" if a < 60 else "60+"
+    cells = [(family(r.group), r.label, band(r.age)) for r in rows]
     sizes = Counter(cells)
     w = np.array([sizes[c] ** -power for c in cells])
     return w / w.mean()

@@ -113,6 +113,12 @@ class FaceDetector:
     def __reduce__(self):  # ONNX Runtime sessions do not pickle: a worker process rebuilds them
         return FaceDetector, self._settings
 
+    def limited(self, max_faces: int) -> "FaceDetector":
+        """The same detector (the same ONNX sessions) keeping only the `max_faces` largest faces."""
+        view = object.__new__(FaceDetector)
+        view.__dict__.update(self.__dict__, max_faces=max_faces, _settings=(max_faces, *self._settings[1:]))
+        return view
+
     def detector_side(self, width: int, height: int) -> int:
         """Longest side the detector needs of a width x height photo (pixels)."""
         if self.name == "mtcnn":

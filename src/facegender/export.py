@@ -126,9 +126,12 @@ def export(checkpoint: str, out: str, card: dict | None = None, mirror_margin: f
     its weights as float16 (`store_weights_as_float16`); with `calibrate` (a manifest) the
     answers are tempered by the temperature fitted on its images (`Tempered`, `fit_temperature`)."""
     temperature = None
-    if calibrate:  # export once as is, fit T on what that graph answers, then export with T inside
-        export(checkpoint, out, card, mirror_margin, half_weights)
-        temperature, ece_before, ece_after = fit_temperature(out, calibrate)
+    if calibrate:  # export once as is (aside), fit T on what that graph answers, then export with T inside
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = str(Path(tmp) / "uncalibrated.onnx")
+            export(checkpoint, plain, card, mirror_margin, half_weights)
+            temperature, ece_before, ece_after = fit_temperature(plain, calibrate)
         card = {**(card or {}), "calibrated_on": str(calibrate),
                 "ece_on_calibration_set": {"before": round(ece_before, 4), "after": round(ece_after, 4)}}
         print(f"temperature {temperature:.4f} fitted on {calibrate}: ECE {ece_before:.4f} -> {ece_after:.4f}")

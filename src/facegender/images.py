@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -32,23 +33,25 @@ class ImageError(Exception):
         self.reason = reason
 
 
-_heif_registered = False
+_heif_lock = threading.Lock()
+_heif_state: bool | None = None  # None: not tried yet; True: registered; False: pillow-heif absent
 
 
 def _register_heif() -> bool:
-    """Teach PIL HEIC/HEIF (pillow-heif) once; False when it was already taught or is absent.
+    """Teach PIL HEIC/HEIF (pillow-heif) on first need; True when it can read them, so the
+    caller tries the file again (threads that lose the race wait here and retry too).
     pillow-heif removes the EXIF orientation after applying the file's own rotation (irot/imir),
     so exif_transpose below cannot rotate a HEIC twice."""
-    global _heif_registered
-    if _heif_registered:
-        return False
-    _heif_registered = True
-    try:
-        from pillow_heif import register_heif_opener
-    except ImportError:
-        return False
-    register_heif_opener()
-    return True
+    global _heif_state
+    with _heif_lock:
+        if _heif_state is None:
+            try:
+                from pillow_heif import register_heif_opener
+                register_heif_opener()
+                _heif_state = True
+            except ImportError:
+                _heif_state = False
+        return _heif_state
 
 
 def _open(source) -> Image.Image:

@@ -24,10 +24,6 @@ def _prepare(step: dict) -> None:
 def _train(step: dict) -> None:
     from .train import TrainConfig, train
 
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(step) - known
-    if unknown:
-        raise SystemExit(f"recipe train step {step.get('out_dir')}: unknown settings {sorted(unknown)}")
     resume = (Path(step["out_dir"]) / "last.pt").exists()
     train(TrainConfig(**{**step, "resume": resume}))
 
@@ -72,12 +68,28 @@ FINISHED = {  # what a finished costly step leaves behind
 }
 
 
+SETTINGS = {  # what each verb reads; a step with anything else is a typo, refused before any work
+    "prepare": {"roots", "out", "val_ratio", "seed", "keep_split"},
+    "average": {"checkpoints", "out"},
+    "export": {"checkpoint", "out", "card", "mirror_margin", "half_weights", "calibrate"},
+    "quantize": {"model", "out", "calibration", "images"},
+    "evaluate": {"data", "model", "crop", "out", "limit"},
+}
+
+
 def load(path: str) -> list[dict]:
+    from .train import TrainConfig
+
     with open(path, "rb") as f:
         steps = tomllib.load(f).get("step", [])
     for i, step in enumerate(steps, 1):
-        if step.get("verb") not in VERBS:
-            raise SystemExit(f"{path}: step {i} has verb {step.get('verb')!r}; choose one of {', '.join(VERBS)}")
+        verb = step.get("verb")
+        if verb not in VERBS:
+            raise SystemExit(f"{path}: step {i} has verb {verb!r}; choose one of {', '.join(VERBS)}")
+        known = {f.name for f in fields(TrainConfig)} if verb == "train" else SETTINGS[verb]
+        unknown = set(step) - known - {"verb", "note"}
+        if unknown:
+            raise SystemExit(f"{path}: step {i} ({verb}) has unknown settings {sorted(unknown)}")
     return steps
 
 

@@ -27,8 +27,8 @@ FORMATS = ("json", "parquet", "jsonl")
 class ClassifyBatch:
     """Ray Data callable class: bytes of a batch of files -> their rows (one actor, one model)."""
 
-    def __init__(self, model: str | None, detector, threads: int, prefix: str):
-        self.classifier = Classifier(model, threads=threads)
+    def __init__(self, model: str | None, detector, threads: int, prefix: str, precision: str = "auto"):
+        self.classifier = Classifier(model, threads=threads, precision=precision)  # the node's own CPU decides "auto"
         self.detector, self.prefix = detector, prefix
 
     def __call__(self, batch: dict):
@@ -53,7 +53,7 @@ def connect(address: str | None, cpus: int) -> bool:
 
 
 def build_dataset(listing, names: list[str], model: str | None, detector, batch_size: int, cpus_per_actor: int,
-                  read_tasks: int = 0):
+                  read_tasks: int = 0, precision: str = "auto"):
     """The lazy pipeline: read bytes -> decode + classify on a fixed pool of actors.
     read_tasks: reads at once (0: a quarter of the actors; raise it for object stores, whose
     reads wait on the network rather than the disk)."""
@@ -72,7 +72,7 @@ def build_dataset(listing, names: list[str], model: str | None, detector, batch_
                                     filesystem=listing.filesystem, num_cpus=0, concurrency=read_tasks)
     return ds.map_batches(ClassifyBatch, batch_size=size, batch_format="numpy", num_cpus=cpus_per_actor,
                           compute=ray.data.ActorPoolStrategy(size=actors),
-                          fn_constructor_args=(model, detector, cpus_per_actor, listing.prefix))
+                          fn_constructor_args=(model, detector, cpus_per_actor, listing.prefix, precision))
 
 
 def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: str | None = None,
@@ -84,7 +84,7 @@ def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: s
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
-    driver = Classifier(opts.model, threads=1)  # fails now on a bad model; its preprocessing names listing errors
+    driver = Classifier(opts.model, threads=1, precision=opts.precision)  # fails now on a bad model; its preprocessing names listing errors
     model = str(driver.path) if opts.model else None  # None: each node loads its own installed default
     listing = list_source(src, opts.recursive, driver.pre)
     summary = Summary(inputs=len(listing.names), notes=list(listing.notes))
@@ -97,7 +97,8 @@ def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: s
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     def build(names):
-        return build_dataset(listing, names, model, opts.detector, opts.batch_size, cpus_per_actor, read_tasks)
+        return build_dataset(listing, names, model, opts.detector, opts.batch_size, cpus_per_actor, read_tasks,
+                             opts.precision)
 
     try:
         if fmt == "json":

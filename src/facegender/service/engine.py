@@ -8,7 +8,7 @@ model call is single-threaded, as in `process`'s workers, so calls never oversub
 from __future__ import annotations
 
 import asyncio
-import copy
+import functools
 import hashlib
 import io
 from concurrent.futures import ThreadPoolExecutor
@@ -56,16 +56,17 @@ class Engine:
             await self.batcher.stop()
         self.pool.shutdown(wait=True)
 
+    @functools.cache
     def model_info(self) -> dict:
+        """What /v1/model answers; the model does not change while the server runs, so once."""
         meta = self.classifier.meta
         path = self.classifier.path
         sidecar = path.with_name(path.name + ".sha256")
         sha = sidecar.read_text().split()[0] if sidecar.exists() else hashlib.sha256(path.read_bytes()).hexdigest()
-        validation = {k: v for k, v in meta.items() if "val" in k.lower() or k in ("metrics", "validation")}
         return {"name": meta.get("name", path.stem), "labels": list(self.classifier.labels),
                 "input_size": {"width": self.classifier.pre.width, "height": self.classifier.pre.height},
                 "version": str(meta.get("version") or meta.get("exported") or "unknown"), "sha256": sha,
-                "architecture": meta.get("architecture"), "validation": validation, "card": meta}
+                "architecture": meta.get("architecture"), "validation": meta.get("validation", {}), "card": meta}
 
     def _classify(self, decoded: list[Decoded], detecting: bool) -> list[dict]:
         return [entry for _, entry in classify(decoded, self.classifier, detecting)]
@@ -91,9 +92,7 @@ class Engine:
     def detector_for(self, max_faces: int | None):
         if not max_faces:
             return self.detector
-        view = copy.copy(self.detector)  # shares the ONNX sessions; only the face count differs
-        view.max_faces = max_faces
-        return view
+        return self.detector.limited(max_faces)
 
     async def classify_files(self, files: list[tuple[str | None, bytes | dict]], detect: bool,
                              max_faces: int | None = None) -> list[dict]:
