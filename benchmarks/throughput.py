@@ -166,20 +166,18 @@ def main() -> None:
     model_args = ["--model", a.model] if a.model else []
     rows = []
 
-    r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", *model_args], work)
-    pred = json.loads((work / "process_results.json").read_text())
-    rows.append(dict(system="facegender (process.py, end to end)", images=len(truth), seconds=r["seconds"],
-                     peak_mb=r["peak_mb"], accuracy=accuracy(pred, truth)))
+    def process_row(system: str, *args: str) -> None:
+        """`process.py` end to end on the crops, with these extra arguments: one table row."""
+        r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", *args], work)
+        pred = json.loads((work / "process_results.json").read_text())
+        rows.append(dict(system=system, images=len(truth), seconds=r["seconds"], peak_mb=r["peak_mb"],
+                         accuracy=accuracy(pred, truth)))
+
+    process_row("facegender (process.py, end to end)", *model_args)
     for other in a.also:  # other models, same folder, same run: the only fair speed comparison
-        r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "--model", other], work)
-        pred = json.loads((work / "process_results.json").read_text())
-        rows.append(dict(system=f"facegender {Path(other).name} (process.py)", images=len(truth), seconds=r["seconds"],
-                         peak_mb=r["peak_mb"], accuracy=accuracy(pred, truth)))
+        process_row(f"facegender {Path(other).name} (process.py)", "--model", other)
     if not a.model:  # the shipped int8 copy, forced (auto takes it only on CPUs with VNNI)
-        r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "--precision", "int8"], work)
-        pred = json.loads((work / "process_results.json").read_text())
-        rows.append(dict(system="facegender int8 (process.py --precision int8)", images=len(truth), seconds=r["seconds"],
-                         peak_mb=r["peak_mb"], accuracy=accuracy(pred, truth)))
+        process_row("facegender int8 (process.py --precision int8)", "--precision", "int8")
 
     resnet = work / "resnet50.onnx"
     export_resnet50(resnet, a.resnet50_weights)
