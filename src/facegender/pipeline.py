@@ -159,6 +159,32 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+class ResultFiles:
+    """A run's process_results.json and details file, shared by the local and Ray engines:
+    read back for --resume (else an existing output is announced as replaced), and saved
+    atomically, keys sorted, whenever `save` is called."""
+
+    def __init__(self, opts: ProcessOptions, names: list[str], summary: Summary):
+        self.opts, self.summary = opts, summary
+        self.results: dict = {}
+        self.details: dict = {}
+        if opts.resume and os.path.exists(opts.output):
+            self.results.update(read_json(opts.output))
+            if opts.details and os.path.exists(opts.details):
+                self.details.update({k: v for k, v in read_json(opts.details).get("files", {}).items() if k in self.results})
+            summary.resumed = sum(1 for n in names if n in self.results)
+        elif os.path.exists(opts.output):
+            print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
+
+    def save(self) -> None:
+        t = time.perf_counter()
+        write_json_atomic(self.opts.output, dict(sorted(self.results.items())))
+        if self.opts.details:
+            write_json_atomic(self.opts.details, {"summary": summary_dict(self.summary),
+                                                  "files": dict(sorted(self.details.items()))})
+        self.summary.seconds["write"] += time.perf_counter() - t
+
+
 def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: Classifier | None = None) -> Summary:
     """Classify `folder` into `opts.output` (and `opts.details`); returns the summary."""
     folder = Path(folder)
@@ -169,27 +195,13 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     names, summary.notes = list_inputs(folder, opts.recursive)
     summary.inputs = len(names)
 
-    results: dict = {}
-    details: dict = {}
-    if opts.resume and os.path.exists(opts.output):
-        results = read_json(opts.output)
-        if opts.details and os.path.exists(opts.details):
-            details = {k: v for k, v in read_json(opts.details).get("files", {}).items() if k in results}
-        summary.resumed = sum(1 for n in names if n in results)
-    elif os.path.exists(opts.output):
-        print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
+    files = ResultFiles(opts, names, summary)
+    results, details, save = files.results, files.details, files.save
     todo = [n for n in names if n not in results]
     cores = opts.threads or (os.cpu_count() or 1)
     # at least 4 batches per worker, so no worker idles while another finishes a long batch
     size = max(1, min(opts.batch_size, -(-len(todo) // (4 * cores))))
     batches = [todo[i:i + size] for i in range(0, len(todo), size)]
-
-    def save():
-        t = time.perf_counter()
-        write_json_atomic(opts.output, results)
-        if opts.details:
-            write_json_atomic(opts.details, {"summary": summary_dict(summary), "files": details})
-        summary.seconds["write"] += time.perf_counter() - t
 
     save()  # fails now, not after the work, if the output cannot be written
     processes = min(cores, len(batches)) if len(todo) > INLINE_MAX else 1

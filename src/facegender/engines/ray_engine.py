@@ -15,9 +15,8 @@ import sys
 import time
 
 from ..classifier import Classifier
-from ..pipeline import ProcessOptions, Summary, summary_dict
+from ..pipeline import ProcessOptions, ResultFiles, Summary
 from ..predict import classify, decode
-from ..results import read_json, write_json_atomic
 from . import outputs
 from .listing import list_source
 
@@ -114,22 +113,8 @@ def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: s
 def _to_json(listing, opts: ProcessOptions, build, summary: Summary) -> None:
     from tqdm import tqdm
 
-    results, details = {}, {}
-    if opts.resume and os.path.exists(opts.output):
-        results = read_json(opts.output)
-        if opts.details and os.path.exists(opts.details):
-            details = {k: v for k, v in read_json(opts.details).get("files", {}).items() if k in results}
-        summary.resumed = sum(1 for n in listing.names if n in results)
-    elif os.path.exists(opts.output):
-        print(f"note: {opts.output} exists and will be replaced (use --resume to continue it)", file=sys.stderr)
-
-    def save():
-        t = time.perf_counter()
-        write_json_atomic(opts.output, {n: results[n] for n in sorted(results)})
-        if opts.details:
-            write_json_atomic(opts.details, {"summary": summary_dict(summary),
-                                             "files": {n: details[n] for n in sorted(details)}})
-        summary.seconds["write"] += time.perf_counter() - t
+    files = ResultFiles(opts, listing.names, summary)
+    results, details, save = files.results, files.details, files.save
 
     for name, error in listing.failed.items():
         details[name] = error
