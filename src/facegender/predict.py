@@ -72,11 +72,6 @@ def classify(decoded: list[Decoded], classifier, detecting: bool) -> list[tuple[
     return out
 
 
-def classify_sources(sources: list, classifier, detector=None) -> list[tuple[object, dict]]:
-    """decode + classify for a batch of paths, bytes, PIL images or arrays."""
-    return classify([decode(s, classifier.pre, detector) for s in sources], classifier, detector is not None)
-
-
 def record(labels, probs, faces) -> tuple[object, dict]:
     """(value for process_results.json, entry for the details file) of one image."""
     def one(p):
