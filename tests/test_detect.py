@@ -149,10 +149,22 @@ def test_detector_input_follows_the_photo_and_the_smallest_face(size, min_face, 
     assert (round(r, 4), w, h) == want and w % 32 == 0 and h % 32 == 0
 
 
-def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path):
+def test_a_larger_detector_side_is_honoured_and_travels_to_workers():
+    import pickle
+    det = pickle.loads(pickle.dumps(FaceDetector(max_side=1280)))
+    assert det.detector_side(1280, 960) == 768  # 20 px faces reach 12 px: no longer capped at 640
+    assert FaceDetector().detector_side(1280, 960) == 640
+
+
+def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path, monkeypatch):
     """A 4000x3000 phone JPEG, stored sideways with EXIF orientation: the detector gets a
-    reduced decode, boxes come back in the full upright photo's pixels, and the face cut
-    from a decode just large enough matches the one cut from the full decode."""
+    reduced decode, which is also large enough to cut the face from (decoded once), boxes
+    come back in the full upright photo's pixels, and the face matches the one cut from
+    the full decode."""
+    import facegender.detect
+    decodes = []
+    real = facegender.detect.load_scaled
+    monkeypatch.setattr(facegender.detect, "load_scaled", lambda *a: decodes.append(a) or real(*a))
     astronaut = Image.open(photos / "astronaut.jpg")
     canvas = Image.new("RGB", (4000, 3000), (90, 100, 110))
     canvas.paste(astronaut.resize((2048, 2048), Image.BICUBIC), (1500, 300))
@@ -163,7 +175,7 @@ def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path
     pre, det = Classifier().pre, FaceDetector()
     faces, img = det.find(path, pre)
     assert img.info["photo_scale"] >= 2 and max(img.size) <= 2000  # never the 12 megapixels
-    assert len(faces) == 1
+    assert len(faces) == 1 and len(decodes) == 1
     expected = np.array([178.3, 59.8, 270.9, 176.8]) * 4 + [1500, 300, 1500, 300]  # astronaut.jpg's box, scaled
     assert np.abs(faces[0].box - expected).max() < 40
     full = align(canvas, faces[0].landmarks, pre, det.fraction, det.template)  # the same face from all 12 megapixels

@@ -18,7 +18,8 @@ def _process(a) -> int:
     try:
         if a.detect:
             from .detect import FaceDetector
-            opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face)
+            opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face,
+                                         max_side=a.detector_side)
         if a.engine == "ray":
             from .engines.ray_engine import process_source
             summary = process_source(a.folder, opts, fmt=a.format, address=a.address, read_tasks=a.read_tasks)
@@ -130,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "faster, finds more) or MTCNN")
     s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 20 "
                    "in the photo, MTCNN 40 in the photo scaled to <= 1024 px)")
+    s.add_argument("--detector-side", type=int, help="with --detect (SCRFD): longest side of the detector's input, "
+                   "pixels (default 640: a 12-megapixel photo costs what a 640x480 one does; raise it to find faces "
+                   "under ~30 px in photos over 1000 px)")
     s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
     s.add_argument("--precision", choices=["auto", "float", "int8"], default="auto", help="the shipped model's "
                    "graph: auto (default) takes int8 where the CPU has VNNI (avx512_vnni / avx_vnni), float elsewhere")
@@ -169,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
                        ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),
                        ("teacher", str), ("teacher_weight", float), ("ema", float), ("device", str),
-                       ("balance", float), ("hide", float), ("grey", float)]:
+                       ("balance", float), ("hide", float), ("grey", float), ("occlude", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.set_defaults(run=_train)
 
@@ -197,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", type=float, default=1.0, help="evaluate on centre crops of this fraction (tight: 0.65)")
     s.add_argument("--out", default="evaluation", help="folder for report.json, report.md and plots")
     s.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many images")
+    s.add_argument("--occlude", choices=["sunglasses", "cap", "mask", "hidden"], help="draw this over every face "
+                   "first (seeded per image): how much the model leans on what it covers")
     s.set_defaults(run=_evaluate)
 
     s = sub.add_parser("quantize", help="exported model -> static int8 copy (fast on CPUs with VNNI) + .sha256")

@@ -11,9 +11,10 @@ import random
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
+from . import occlusion
 from .images import load_rgb
 from .manifest import Row
 from .preprocess import Preprocess, crop_box
@@ -30,34 +31,18 @@ def extend(img: Image.Image, factor: float) -> Image.Image:
     return Image.fromarray(np.pad(a, ((dy, dy), (dx, dx), (0, 0)), mode="edge"))
 
 
-def hide_surroundings(img: Image.Image, row: Row) -> Image.Image:
-    """Blur or flatten what lies outside the face: hair, ears, background, clothes.
-
-    CelebA rewards a model for reading hairstyle and make-up; faces that break those
-    habits (tied-back hair, caps, short hair on women) are where it fails. The face is the
-    ellipse inside the source's tightest crop (`row.min_crop`), a little enlarged, with a
-    soft edge; outside it the pixels become a heavy blur or one flat colour.
-    """
-    left, top, right, bottom = crop_box(img.width, img.height, 0.82, row.min_crop * random.uniform(1.0, 1.2),
-                                        x_stretch=row.x_stretch)
-    mask = Image.new("L", img.size, 0)
-    ImageDraw.Draw(mask).ellipse([left, top, right, bottom], fill=255)
-    mask = mask.filter(ImageFilter.GaussianBlur(max(1.0, 0.04 * img.width)))
-    if random.random() < 0.5:
-        outside = img.filter(ImageFilter.GaussianBlur(0.08 * img.width))
-    else:
-        outside = Image.new("RGB", img.size, tuple(random.randint(0, 255) for _ in range(3)))
-    return Image.composite(img, outside, mask)
-
-
-def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0, hide: float = 0.0) -> np.ndarray:
+def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0, hide: float = 0.0,
+            occlude: float = 0.0) -> np.ndarray:
     """A random view of the face, in the model's input geometry (uint8 HxWx3).
 
     `strength` scales how often the degradations happen; crop tightness always varies.
-    `hide` is the share of views whose hair and background are hidden (`hide_surroundings`).
+    `hide` is the share of views whose hair and background are hidden, `occlude` the share
+    with sunglasses, a cap or a mask drawn on (`occlusion`).
     """
     if random.random() < hide:
-        img = hide_surroundings(img, row)
+        img = occlusion.hide_surroundings(img, row)
+    if random.random() < occlude:
+        img = occlusion.occlude(img, row)
     if random.random() < 0.3 * strength:
         img = img.rotate(random.uniform(-12, 12), resample=Image.BILINEAR)
     # tightness from the row's tightest crop to looser than the whole frame, so that the
@@ -88,8 +73,9 @@ class FaceDataset(Dataset):
     the label unless `targets` (e.g. a teacher's soft answers) are given."""
 
     def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None,
-                 hide: float = 0.0):
-        self.rows, self.pre, self.augment, self.crop, self.targets, self.hide = rows, pre, augment, crop, targets, hide
+                 hide: float = 0.0, occlude: float = 0.0):
+        self.rows, self.pre, self.augment, self.crop, self.targets = rows, pre, augment, crop, targets
+        self.hide, self.occlude = hide, occlude
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -97,7 +83,7 @@ class FaceDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         img = load_rgb(row.path)
-        arr = augment(img, row, self.pre, self.augment, self.hide) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        arr = augment(img, row, self.pre, self.augment, self.hide, self.occlude) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
         target = float(row.label if self.targets is None else self.targets[i])
         return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import manifest
+from . import manifest, occlusion
 from .classifier import Classifier
 from .images import ImageError, load_rgb
 from .manifest import CLASSES
@@ -53,11 +53,15 @@ def benchmark_samples(manifest_path: str, per_group: int, seed: int = 0) -> dict
     return {name: rng.sample(members, min(per_group, len(members))) for name, members in groups.items()}
 
 
-def predict_rows(rows, clf: Classifier, crop: float = 1.0, batch: int = 256) -> tuple[np.ndarray, list]:
-    """P(female) per row (NaN where the image failed) and the failures."""
+def predict_rows(rows, clf: Classifier, crop: float = 1.0, batch: int = 256, occlude: str = "") -> tuple[np.ndarray, list]:
+    """P(female) per row (NaN where the image failed) and the failures; `occlude`: a kind of
+    cover drawn on each face first, seeded by its path so every model sees the same views."""
     def face(row):
         try:
-            return clf.pre.fit(load_rgb(row.path), crop, x_stretch=row.x_stretch)
+            img = load_rgb(row.path)
+            if occlude:
+                img = occlusion.occlude(img, row, occlude, random.Random(row.path))
+            return clf.pre.fit(img, crop, x_stretch=row.x_stretch)
         except ImageError as e:
             return e
     p = np.full(len(rows), np.nan)
@@ -103,14 +107,14 @@ def subgroups(rows, y, p) -> dict:
     return out
 
 
-def evaluate(data: str, model: str | None = None, crop: float = 1.0, limit: int = 0) -> dict:
+def evaluate(data: str, model: str | None = None, crop: float = 1.0, limit: int = 0, occlude: str = "") -> dict:
     clf = Classifier(model)
     rows = load_rows(data, limit)
-    p, failures = predict_rows(rows, clf, crop)
+    p, failures = predict_rows(rows, clf, crop, occlude=occlude)
     ok = ~np.isnan(p)
     rows = [r for r, k in zip(rows, ok) if k]
     y, p = np.array([r.label for r in rows]), p[ok]
-    return {"data": str(data), "model": str(clf.path), "crop": crop, "failures": failures,
+    return {"data": str(data), "model": str(clf.path), "crop": crop, "occlude": occlude or None, "failures": failures,
             "overall": classification_metrics(y, p), "subgroups": subgroups(rows, y, p),
             "_y": y, "_p": p}
 
@@ -148,7 +152,8 @@ def markdown(reports: list[dict]) -> str:
         names = [r["model"] for r in reports]
     head = "| metric | " + " | ".join(names) + " |"
     rule = "|---" * (len(names) + 1) + "|"
-    lines = [f"# Evaluation on `{first['data']}` (centre crop {first['crop']})", "", head, rule]
+    cover = f", every face with {first['occlude']}" if first.get("occlude") else ""
+    lines = [f"# Evaluation on `{first['data']}` (centre crop {first['crop']}{cover})", "", head, rule]
     for k in ("count", "accuracy", "balanced_accuracy", "roc_auc", "log_loss", "ece"):
         cells = [f"{r['overall'][k]:.4f}" if isinstance(r["overall"][k], float) else str(r["overall"][k]) for r in reports]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
@@ -174,7 +179,7 @@ def markdown(reports: list[dict]) -> str:
 
 
 def evaluate_cli(a) -> int:
-    reports = [evaluate(a.data, model, a.crop, a.limit) for model in (a.model or [None])]
+    reports = [evaluate(a.data, model, a.crop, a.limit, a.occlude or "") for model in (a.model or [None])]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]

@@ -150,7 +150,10 @@ def load_scaled(source, min_size=None) -> tuple[Image.Image, float]:
             img.draft("RGB", (side, side))
         img.load()
         scale = max(w, h) / max(img.size)
-        img = ImageOps.exif_transpose(img)
+        if img is source:  # the caller's image: turned upright in a copy
+            img = ImageOps.exif_transpose(img)
+        else:  # ours: in place (a copy of a 1000x750 decode costs ~5 ms; most photos need no turn)
+            ImageOps.exif_transpose(img, in_place=True)
         return _to_rgb(img), scale
     except ImageError:
         raise

@@ -29,7 +29,7 @@ class SCRFD:
     """`detect(img, min_face, max_side) -> (boxes Nx4, scores N, landmarks Nx5x2)` in the
     image's pixel coordinates, best score first."""
 
-    def __init__(self, threads: int = 1, score: float = 0.5, overlap: float = 0.4):
+    def __init__(self, threads: int = 1, score: float = 0.4, overlap: float = 0.4):
         import onnxruntime as ort
 
         from .classifier import verify

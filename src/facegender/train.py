@@ -46,7 +46,8 @@ class TrainConfig:
     teacher: str = ""  # ONNX model, or CSV of path,p_female, whose P(female) for each training image is mixed into its target (distillation)
     teacher_weight: float = 0.5  # share of the teacher's probability in the target; the rest is the label
     balance: float = 0.0  # sampling weight 1/(cell size)**balance over family x sex x age band (0: natural mix, 1: equal cells)
-    hide: float = 0.0  # share of training views with hair and background blurred or flattened (data.hide_surroundings)
+    hide: float = 0.0  # share of training views with hair and background blurred or flattened (occlusion.hide_surroundings)
+    occlude: float = 0.0  # share of training views with sunglasses, a cap or a mask drawn on (occlusion.occlude)
     grey: float = 0.05  # share (x augment) of training views made grey
     ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
@@ -174,7 +175,8 @@ def train(cfg: TrainConfig) -> dict:
         targets = teacher_targets(cfg, train_rows)
     loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
                        pin_memory=device.type == "cuda")
-    train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide)
+    train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide,
+                            occlude=cfg.occlude)
     order = dict(shuffle=True)
     if place.world > 1:  # each process its own share of every epoch
         if cfg.balance:
