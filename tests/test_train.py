@@ -1,5 +1,6 @@
 import csv
 import json
+import sys
 
 import pytest
 
@@ -181,11 +182,19 @@ out = "{tmp_path}/model.onnx"
 verb = "evaluate"
 data = "{tmp_path}/m/val.csv"
 model = "{tmp_path}/model.onnx"
+occlude = "mask"
 out = "{tmp_path}/ev"
+
+[[step]]
+verb = "command"
+run = ["{sys.executable}", "-c", "open('{tmp_path}/made.txt', 'w').write('x')"]
+creates = "{tmp_path}/made.txt"
 """)
     run(str(recipe))
     assert Classifier(tmp_path / "model.onnx").meta["temperature"] > 0
-    assert json.loads((tmp_path / "ev" / "report.json").read_text())["overall"]["count"] > 0
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["overall"]["count"] > 0 and report["occlude"] == "mask"
+    assert (tmp_path / "made.txt").exists()
     capsys.readouterr()
-    run(str(recipe), only=[1, 2])
-    assert capsys.readouterr().out.count("done before") == 2
+    run(str(recipe), only=[1, 2, 5])
+    assert capsys.readouterr().out.count("done before") == 3

@@ -2,11 +2,11 @@
 
     facegender train --recipe recipes/default.toml
 
-Each `[[step]]` names a verb (prepare, train, average, export, quantize, evaluate) and that verb's arguments,
+Each `[[step]]` names a verb (prepare, train, average, export, quantize, evaluate, command) and that verb's arguments,
 the same names as its function's (`TrainConfig` fields for train). The costly steps are not
 done twice: a prepare or train step whose output is there is skipped, and a train step with
-a `last.pt` but no summary resumes, so an interrupted recipe is continued by running the
-same command again. Average, export, quantize and evaluate (seconds to minutes) always run.
+a `last.pt` but no summary resumes, and a command step whose `creates` path is there is
+skipped, so an interrupted recipe is continued by running the same command again. Average, export, quantize and evaluate (seconds to minutes) always run.
 """
 from __future__ import annotations
 
@@ -57,14 +57,25 @@ def _evaluate(step: dict) -> None:
 
     models = step.get("model")
     evaluate_cli(Namespace(data=step["data"], model=[models] if isinstance(models, str) else models,
-                           crop=step.get("crop", 1.0), out=step["out"], limit=step.get("limit", 0)))
+                           crop=step.get("crop", 1.0), out=step["out"], limit=step.get("limit", 0),
+                           occlude=step.get("occlude", "")))
+
+
+def _command(step: dict) -> None:
+    """A program outside facegender (e.g. a teacher in the peer's environment), run as given."""
+    import subprocess
+
+    subprocess.run(step["run"], check=True)
+    if not Path(step["creates"]).exists():
+        raise SystemExit(f"{' '.join(step['run'])} did not create {step['creates']}")
 
 
 VERBS = {"prepare": _prepare, "train": _train, "average": _average, "export": _export, "quantize": _quantize,
-         "evaluate": _evaluate}
+         "evaluate": _evaluate, "command": _command}
 FINISHED = {  # what a finished costly step leaves behind
     "prepare": lambda s: Path(s["out"]) / "val.csv",
     "train": lambda s: Path(s["out_dir"]) / "summary.json",
+    "command": lambda s: Path(s["creates"]),
 }
 
 
@@ -73,7 +84,8 @@ SETTINGS = {  # what each verb reads; a step with anything else is a typo, refus
     "average": {"checkpoints", "out"},
     "export": {"checkpoint", "out", "card", "mirror_margin", "half_weights", "calibrate"},
     "quantize": {"model", "out", "calibration", "images"},
-    "evaluate": {"data", "model", "crop", "out", "limit"},
+    "evaluate": {"data", "model", "crop", "out", "limit", "occlude"},
+    "command": {"run", "creates"},
 }
 
 
