@@ -44,7 +44,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from facegender import models
+    from facegender.training import models
 
     clf = Classifier(DEFAULT_MODEL)
     faces = clf.pre.normalize(np.stack([clf.pre.fit(load_rgb(r.path)) for r in manifest.read(SAMPLE)[:256]]))

@@ -135,7 +135,7 @@ print(json.dumps(out))
 def export_resnet50(path: Path, weights: str | None) -> None:
     import torch
 
-    from facegender import models
+    from facegender.training import models
     net = models.get("resnet50").build(pretrained=False)
     if weights:
         state = torch.load(weights, map_location="cpu", weights_only=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from facegender.train import TrainConfig, train  # noqa: E402
+from facegender.training.train import TrainConfig, train  # noqa: E402
 
 ORIGINAL = dict(optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=0.0, schedule="constant",
                 label_smoothing=0.0, augment=0.0, batch_size=16, width=80, height=96)
@@ -45,7 +45,7 @@ def architecture_facts(name: str, width: int, height: int) -> dict:
     import onnxruntime as ort
     import torch
 
-    from facegender import models
+    from facegender.training import models
     net = models.get(name).build(pretrained=False).eval()
     path = Path(tempfile.mkdtemp()) / "m.onnx"
     torch.onnx.export(net, torch.zeros(1, 3, height, width), str(path), input_names=["x"], output_names=["y"],

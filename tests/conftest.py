@@ -42,7 +42,7 @@ def small_trees(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def small_manifests(small_trees, tmp_path_factory) -> Path:
-    from facegender.prepare import prepare
+    from facegender.training.prepare import prepare
 
     out = tmp_path_factory.mktemp("manifests")
     prepare([str(t) for t in small_trees], str(out), val_ratio=0.2, seed=0)

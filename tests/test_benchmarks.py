@@ -33,8 +33,9 @@ def test_detection_benchmark_runs(tmp_path):
 def test_mirror_margin_benchmark_runs(tmp_path):
     import torch
 
-    from facegender import manifest, models
-    from facegender.export import export
+    from facegender import manifest
+    from facegender.training import models
+    from facegender.training.export import export
 
     manifest.write(tmp_path / "m.csv", manifest.read(SAMPLE)[::25])  # 40 faces, both data sets
     net = models.get("mobilenet_v2").build(pretrained=True)

@@ -13,8 +13,8 @@ from PIL import Image
 
 import facegender.api as fg
 from facegender.classifier import Classifier
-from facegender.detect import FaceDetector, align
-from facegender.scrfd import input_size
+from facegender.faces.detect import FaceDetector, align
+from facegender.faces.scrfd import input_size
 
 from .conftest import ROOT
 
@@ -161,10 +161,10 @@ def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path
     reduced decode, which is also large enough to cut the face from (decoded once), boxes
     come back in the full upright photo's pixels, and the face matches the one cut from
     the full decode."""
-    import facegender.detect
+    import facegender.faces.detect
     decodes = []
-    real = facegender.detect.load_scaled
-    monkeypatch.setattr(facegender.detect, "load_scaled", lambda *a: decodes.append(a) or real(*a))
+    real = facegender.faces.detect.load_scaled
+    monkeypatch.setattr(facegender.faces.detect, "load_scaled", lambda *a: decodes.append(a) or real(*a))
     astronaut = Image.open(photos / "astronaut.jpg")
     canvas = Image.new("RGB", (4000, 3000), (90, 100, 110))
     canvas.paste(astronaut.resize((2048, 2048), Image.BICUBIC), (1500, 300))
@@ -185,7 +185,7 @@ def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path
 def test_a_limited_detector_shares_the_sessions_and_pickles_with_its_limit():
     import pickle
 
-    from facegender.detect import FaceDetector
+    from facegender.faces.detect import FaceDetector
     d = FaceDetector()
     view = d.limited(1)
     assert view.net is d.net and view.max_faces == 1 and d.max_faces == 0

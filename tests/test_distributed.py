@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from facegender.classifier import Classifier
-from facegender.export import export
+from facegender.training.export import export
 
 from .conftest import ROOT, real_images
 

@@ -6,9 +6,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from facegender import models
+from facegender.training import models
 from facegender.classifier import Classifier, ModelError
-from facegender.export import WithSoftmax, export
+from facegender.training.export import WithSoftmax, export
 from facegender.images import load_rgb
 
 from .conftest import real_images
@@ -118,7 +118,7 @@ def test_shipped_model_recovers_to_a_trainable_checkpoint(tmp_path):
     mode, and its re-opened BatchNorms keep it accurate in train mode (batch statistics)."""
     from facegender import manifest
     from facegender.classifier import DEFAULT_MODEL
-    from facegender.recover import checkpoint_from_onnx
+    from facegender.training.recover import checkpoint_from_onnx
 
     from .conftest import SAMPLE
     rows = random.Random(0).sample(manifest.read(str(SAMPLE)), 384)  # mixed, as training draws them
@@ -145,7 +145,7 @@ def test_half_weight_efficientnet_export_recovers_to_a_trainable_checkpoint(tmp_
     """`train --weights` from a Lite0 stored as float16: its Casts are read through and each
     BatchNorm finds its convolution past the convolution's own padding module."""
     from facegender import manifest
-    from facegender.recover import checkpoint_from_onnx
+    from facegender.training.recover import checkpoint_from_onnx
 
     from .conftest import SAMPLE
     _, checkpoint = checkpoint_of("efficientnet_lite0", tmp_path)
@@ -165,8 +165,8 @@ def test_calibrated_export_fits_a_temperature_keeps_labels_and_lowers_ece(tmp_pa
     from facegender import manifest
     from facegender.classifier import DEFAULT_MODEL
     from facegender.evaluate import predict_rows
-    from facegender.export import fit_temperature
-    from facegender.recover import checkpoint_from_onnx
+    from facegender.training.export import fit_temperature
+    from facegender.training.recover import checkpoint_from_onnx
 
     from .conftest import SAMPLE
     rows = random.Random(1).sample(manifest.read(str(SAMPLE)), 600)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from facegender import models
+from facegender.training import models
 
 OFFLINE_IMAGENET = {"mobilenet_v2", "efficientnet_lite0"}  # the others warn that they start from scratch
 

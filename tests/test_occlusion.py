@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegender import occlusion
+from facegender.training import occlusion
 from facegender.evaluate import evaluate
 from facegender.images import load_rgb
 from facegender.manifest import Row

@@ -4,7 +4,7 @@ import shutil
 from collections import defaultdict
 
 from facegender import manifest
-from facegender.prepare import prepare
+from facegender.training.prepare import prepare
 
 
 def test_split_is_deterministic_and_seeded(small_trees, tmp_path):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from facegender.detect import FaceDetector
+from facegender.faces.detect import FaceDetector
 from facegender.pipeline import ProcessOptions, process_folder
 
 from .conftest import real_images

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from facegender.api import load_model  # noqa: E402
-from facegender.detect import FaceDetector  # noqa: E402
+from facegender.faces.detect import FaceDetector  # noqa: E402
 from facegender.pipeline import ProcessOptions, process_folder  # noqa: E402
 from facegender.service import Settings, create_app  # noqa: E402
 from facegender.service.batching import Batcher  # noqa: E402

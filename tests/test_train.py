@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from facegender.train import TrainConfig, train
+from facegender.training.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_resume_continues_where_it_stopped(small_manifests, tmp_path):
 def test_feature_extraction_trains_only_the_head(small_manifests, tmp_path):
     import torch
 
-    from facegender import models
+    from facegender.training import models
     summary = train(TrainConfig(model="mobilenet_v2", mode="feature", train_manifest=str(small_manifests / "train.csv"),
                                 val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), epochs=1,
                                 batch_size=32, workers=0, limit=64, augment=1.0))
@@ -60,7 +60,7 @@ def test_feature_extraction_trains_only_the_head(small_manifests, tmp_path):
 def test_soft_targets_reduce_to_cross_entropy_with_label_smoothing():
     import torch
 
-    from facegender.train import soft_cross_entropy
+    from facegender.training.train import soft_cross_entropy
     logits, labels = torch.randn(32, 2), torch.randint(0, 2, (32,))
     expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
     assert torch.allclose(soft_cross_entropy(logits, labels.float(), 0.1), expected, atol=1e-6)
@@ -71,7 +71,7 @@ def test_distillation_mixes_an_onnx_teachers_answers_into_the_targets(small_mani
 
     from facegender import manifest
     from facegender.classifier import DEFAULT_MODEL
-    from facegender.train import teacher_targets
+    from facegender.training.train import teacher_targets
     cfg = TrainConfig(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
                       val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), epochs=1,
                       batch_size=32, workers=0, limit=64, teacher=str(DEFAULT_MODEL), teacher_weight=0.5)
@@ -89,7 +89,7 @@ def test_distillation_reads_a_teachers_answers_from_csv_and_refuses_gaps(small_m
     import numpy as np
 
     from facegender import manifest
-    from facegender.train import teacher_targets
+    from facegender.training.train import teacher_targets
     rows = manifest.read(small_manifests / "train.csv")[:40]
     answers = tmp_path / "teacher" / "answers.csv"
     answers.parent.mkdir()
@@ -124,7 +124,7 @@ def test_zoom_out_view_keeps_the_image_centred_and_repeats_its_border():
     import numpy as np
     from PIL import Image
 
-    from facegender.data import extend
+    from facegender.training.data import extend
     a = np.random.default_rng(0).integers(0, 255, (30, 20, 3), dtype=np.uint8)
     e = np.asarray(extend(Image.fromarray(a), 1.2))
     assert e.shape == (36, 24, 3)
@@ -136,7 +136,7 @@ def test_balanced_sampling_draws_every_cell_equally_at_power_one(small_manifests
     import numpy as np
 
     from facegender import manifest
-    from facegender.data import balance_weights
+    from facegender.training.data import balance_weights
 
     rows = manifest.read(small_manifests / "train.csv")
     cells = {}
@@ -151,7 +151,7 @@ def test_balanced_sampling_draws_every_cell_equally_at_power_one(small_manifests
 
 def test_recipe_runs_every_step_and_skips_finished_training(small_trees, tmp_path, capsys):
     from facegender.classifier import Classifier
-    from facegender.recipe import run
+    from facegender.training.recipe import run
 
     trees = ", ".join(f'"{t}"' for t in small_trees)
     recipe = tmp_path / "r.toml"

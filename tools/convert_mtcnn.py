@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
-from facegender.export import write_checksum
+from facegender.training.export import write_checksum
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "facegender" / "weights"
 

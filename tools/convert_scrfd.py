@@ -74,7 +74,7 @@ def frame_template(frames: int = 2000) -> np.ndarray:
     back to 178x218 and edge-padded into a 256x288 photo."""
     from PIL import Image
 
-    from facegender.scrfd import SCRFD
+    from facegender.faces.scrfd import SCRFD
     files = sorted((ROOT.parent / "shared" / "data" / "celeba-112x137").glob("*/*.webp"))
     files = files[:: max(1, len(files) // frames)][:frames]
     det, found = SCRFD(), []
@@ -104,7 +104,7 @@ def main():
         sys.exit("not the scrfd 0.3.0 model file (sha256 differs)")
     model = make_dynamic(onnx.load(io.BytesIO(data)))
     onnx.save(model, str(OUT))
-    from facegender.export import write_checksum
+    from facegender.training.export import write_checksum
     print(OUT, OUT.stat().st_size, write_checksum(OUT))
 
 

@@ -22,7 +22,7 @@ def load_model(path: str | None = None) -> Classifier:
 def predict(image, model: str | None = None, detector=None) -> dict:
     """Gender of one face image: a path, bytes, a PIL image or a uint8 array.
 
-    With a `detector` (see `facegender.detect`), the image may be any photo: the result
+    With a `detector` (see `facegender.faces.detect`), the image may be any photo: the result
     lists every face found, largest first.
     """
     clf = load_model(model)

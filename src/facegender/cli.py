@@ -17,7 +17,7 @@ def _process(a) -> int:
                           annotate=a.annotate)
     try:
         if a.detect:
-            from .detect import FaceDetector
+            from .faces.detect import FaceDetector
             opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face,
                                          max_side=a.detector_side)
         if a.engine == "ray":
@@ -52,17 +52,17 @@ def _process(a) -> int:
 
 
 def _prepare(a) -> int:
-    from .prepare import prepare
+    from .training.prepare import prepare
 
     print(json.dumps(prepare(a.roots, a.out, a.val_ratio, a.seed, a.keep_split), indent=2))
     return 0
 
 
 def _train(a) -> int:
-    from .train import TrainConfig, train
+    from .training.train import TrainConfig, train
 
     if a.recipe:
-        from .recipe import run
+        from .training.recipe import run
         run(a.recipe, [int(i) for i in a.steps.split(",")] if a.steps else None)
         return 0
     given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
@@ -72,7 +72,7 @@ def _train(a) -> int:
 
 
 def _export(a) -> int:
-    from .export import export
+    from .training.export import export
 
     card = json.loads(open(a.card).read()) if a.card else None
     meta = export(a.checkpoint, a.out, card=card, mirror_margin=a.mirror_margin, half_weights=a.half_weights,
@@ -92,7 +92,7 @@ def _serve(a) -> int:
 
 
 def _quantize(a) -> int:
-    from .quantize import quantize
+    from .training.quantize import quantize
 
     meta = quantize(a.model, a.out, a.calibration, a.images)
     print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration")}, indent=2))
@@ -100,7 +100,7 @@ def _quantize(a) -> int:
 
 
 def _average(a) -> int:
-    from .soup import average
+    from .training.soup import average
 
     print(json.dumps(average(a.checkpoints, a.out), indent=2))
     return 0

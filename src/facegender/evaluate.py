@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import manifest, occlusion
+from . import manifest
+from .training import occlusion
 from .classifier import Classifier
 from .images import ImageError, load_rgb
 from .manifest import CLASSES
@@ -25,7 +26,7 @@ def load_rows(data: str, limit: int = 0, seed: int = 0) -> list[manifest.Row]:
     if os.path.isdir(data):
         from collections import Counter
 
-        from .prepare import scan
+        from .training.prepare import scan
         rows = [r for r, _ in scan(Path(data), Counter())]
     else:
         rows = manifest.read(data)

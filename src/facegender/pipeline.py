@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .classifier import Classifier
-from .detect import annotate
+from .faces.detect import annotate
 from .images import IMAGE_SUFFIXES
 from .predict import classify, decode
 from .results import read_json, write_json_atomic

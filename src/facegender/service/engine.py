@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..classifier import Classifier
-from ..detect import FaceDetector
+from ..faces.detect import FaceDetector
 from ..images import MAX_PIXELS
 from ..predict import Decoded, classify, decode
 from .batching import Batcher

@@ -15,9 +15,9 @@ from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
 from . import occlusion
-from .images import load_rgb
-from .manifest import Row
-from .preprocess import Preprocess, crop_box
+from ..images import load_rgb
+from ..manifest import Row
+from ..preprocess import Preprocess, crop_box
 
 
 MAX_ZOOM_OUT = 1.15  # loosest view: the frame plus 7.5% of its size on each side

@@ -53,7 +53,7 @@ def _quantize(step: dict) -> None:
 def _evaluate(step: dict) -> None:
     from argparse import Namespace
 
-    from .evaluate import evaluate_cli
+    from ..evaluate import evaluate_cli
 
     models = step.get("model")
     evaluate_cli(Namespace(data=step["data"], model=[models] if isinstance(models, str) else models,

@@ -20,7 +20,7 @@ import torch
 
 from . import models
 from .data import FaceDataset, to_model_input
-from .preprocess import Preprocess
+from ..preprocess import Preprocess
 
 
 def folded_weights(graph) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:

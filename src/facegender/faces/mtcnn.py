@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-WEIGHTS = Path(__file__).parent / "weights"
+WEIGHTS = Path(__file__).parents[1] / "weights"
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -60,7 +60,7 @@ class MTCNN:
     def __init__(self, min_face: int = 24, thresholds=(0.6, 0.7, 0.8), factor: float = 0.709, threads: int = 0):
         import onnxruntime as ort
 
-        from .classifier import verify
+        from ..classifier import verify
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)

@@ -19,9 +19,10 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from . import distributed, manifest, models
+from . import distributed, models
+from .. import manifest
 from .data import FaceDataset, balance_weights, to_model_input
-from .preprocess import Preprocess
+from ..preprocess import Preprocess
 
 
 @dataclass
@@ -85,8 +86,8 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
 def teacher_targets(cfg: TrainConfig, rows) -> np.ndarray:
     """Each training image's target P(female): the label mixed with the teacher's answer on
     its full frame. Soft targets pass on what the teacher learnt and temper label noise."""
-    from .classifier import Classifier
-    from .evaluate import predict_rows
+    from ..classifier import Classifier
+    from ..evaluate import predict_rows
 
     if cfg.teacher.endswith(".csv"):  # answers computed elsewhere (experiments/embedding_teacher.py)
         p = read_teacher_answers(cfg.teacher, rows)

@@ -32,7 +32,7 @@ class SCRFD:
     def __init__(self, threads: int = 1, score: float = 0.4, overlap: float = 0.4):
         import onnxruntime as ort
 
-        from .classifier import verify
+        from ..classifier import verify
 
         path = WEIGHTS / "scrfd-2.5g.onnx"
         verify(path)

@@ -28,10 +28,10 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from . import manifest
-    from .classifier import Classifier
+    from .. import manifest
+    from ..classifier import Classifier
     from .export import write_checksum
-    from .images import load_rgb
+    from ..images import load_rgb
 
     clf = Classifier(model_in)
     rows = random.Random(seed).sample(manifest.read(calibration_manifest), images)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import models
-from .manifest import CLASSES
+from ..manifest import CLASSES
 
 
 class Tempered(torch.nn.Module):
@@ -94,10 +94,10 @@ def store_weights_as_float16(model) -> None:
 def fit_temperature(model_path: str, manifest_path: str) -> tuple[float, float, float]:
     """The temperature T minimising the log loss of sigmoid(z / T) on a manifest's images,
     z being the exported model's log-odds; returns (T, ECE before, ECE after)."""
-    from . import manifest
-    from .classifier import Classifier
-    from .evaluate import predict_rows
-    from .metrics import calibration
+    from .. import manifest
+    from ..classifier import Classifier
+    from ..evaluate import predict_rows
+    from ..metrics import calibration
 
     rows = manifest.read(manifest_path)
     p, failures = predict_rows(rows, Classifier(model_path))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import manifest
-from .images import IMAGE_SUFFIXES
-from .manifest import CLASSES, Row
+from .. import manifest
+from ..images import IMAGE_SUFFIXES
+from ..manifest import CLASSES, Row
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .images import load_scaled
-from .preprocess import Preprocess, crop_box
+from ..images import load_scaled
+from ..preprocess import Preprocess, crop_box
 
 FRAME_SIZE = (178, 218)  # CelebA aligned frame, pixels
 # median landmarks on CelebA aligned frames: left eye, right eye, nose, mouth left, mouth right
