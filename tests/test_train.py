@@ -198,3 +198,8 @@ creates = "{tmp_path}/made.txt"
     capsys.readouterr()
     run(str(recipe), only=[1, 2, 5])
     assert capsys.readouterr().out.count("done before") == 3
+
+
+def test_recipe_step_numbers_take_lists_and_ranges():
+    from facegender.cli import step_numbers
+    assert step_numbers("3,5,11-14") == [3, 5, 11, 12, 13, 14] and step_numbers("7") == [7]

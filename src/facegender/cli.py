@@ -7,6 +7,15 @@ import sys
 from dataclasses import fields
 
 
+def step_numbers(text: str) -> list[int]:
+    """"3,5,11-14" -> [3, 5, 11, 12, 13, 14]."""
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
 def _process(a) -> int:
     from .classifier import ModelError
     from .pipeline import EXIT_CANNOT_RUN, ProcessOptions, process_folder, summary_dict
@@ -63,7 +72,7 @@ def _train(a) -> int:
 
     if a.recipe:
         from .training.recipe import run
-        run(a.recipe, [int(i) for i in a.steps.split(",")] if a.steps else None)
+        run(a.recipe, step_numbers(a.steps) if a.steps else None)
         return 0
     given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
     summary = train(TrainConfig(**given))
@@ -161,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a registered model on manifests (see models.REGISTRY)")
     s.add_argument("--recipe", help="run every step of a recipe file (TOML) instead; the other options are then ignored")
-    s.add_argument("--steps", help="with --recipe: run only these steps (1-based, comma-separated)")
+    s.add_argument("--steps", help="with --recipe: run only these steps (1-based: 3,5 or 11-24)")
     s.add_argument("--model", dest="model")
     s.add_argument("--train", dest="train_manifest")
     s.add_argument("--val", dest="val_manifest")
