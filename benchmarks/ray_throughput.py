@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,7 @@ def main() -> None:
     small = run_ray(work / "small", work, "json")
     table = run_ray(work / "faces", work, "parquet")
     agree = sum(big["results"].get(k) == v for k, v in local_results.items()) / len(local_results)
+    shutil.rmtree(work, ignore_errors=True)  # the crops and results: ~40 MB per 4,000 images
 
     per_image = (big["run"] - small["run"]) / (a.images - SMALL)
     rows = [

