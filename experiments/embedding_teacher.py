@@ -17,7 +17,6 @@ out-of-fold, so no image is judged by a regression that saw its label).
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import os
 from multiprocessing import Pool
@@ -117,16 +116,8 @@ def main() -> None:
     for name, p in answers.items():
         print(f"{name:40s}" + "".join(f"{classification_metrics(val_y[m], p[m])['accuracy']:14.4f}" for m in groups.values()))
 
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "p_female"])
-        for r, p in zip(train_rows, (p_net_train + p_emb_train) / 2):
-            w.writerow([os.path.relpath(r.path, out.parent.resolve()), f"{p:.5f}"])
-    os.replace(tmp, out)
-    print(f"wrote {len(train_rows)} teacher answers to {out}")
+    manifest.write_answers(a.out, train_rows, (p_net_train + p_emb_train) / 2)
+    print(f"wrote {len(train_rows)} teacher answers to {a.out}")
 
 
 if __name__ == "__main__":

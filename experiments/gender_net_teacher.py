@@ -17,7 +17,6 @@ Prints the net's accuracy per source on the manifest, then writes path,p_female.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from collections import defaultdict
@@ -71,15 +70,7 @@ def main() -> None:
             right[key][1] += 1
     for key, (k, n) in sorted(right.items()):
         print(f"{key:18} accuracy {k / n:.4f} on {n:,}")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "p_female"])
-        for r, p in zip(rows, answers):
-            w.writerow([os.path.relpath(r.path, out.parent.resolve()), f"{p:.4f}"])
-    os.replace(tmp, out)
+    manifest.write_answers(a.out, rows, answers)
 
 
 if __name__ == "__main__":

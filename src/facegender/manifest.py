@@ -57,3 +57,28 @@ def read(path: str | os.PathLike) -> list[Row]:
                 min_crop=float(d.get("min_crop") or 0.85), age=d.get("age", ""), race=d.get("race", ""),
             ))
     return rows
+
+
+def write_answers(path: str | os.PathLike, rows: list[Row], p_female) -> None:
+    """A model's P(female) per row as CSV (path relative to the CSV's folder, p_female), atomically:
+    a teacher's answers for `train --teacher`, computed in another environment if need be."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "p_female"])
+        for r, p in zip(rows, p_female):
+            w.writerow([os.path.relpath(r.path, path.parent.resolve()), f"{p:.5f}"])
+    os.replace(tmp, path)
+
+
+def read_answers(path: str | os.PathLike, rows: list[Row]) -> list[float]:
+    """P(female) per row from `write_answers`' CSV; every row must be there."""
+    base = Path(path).parent.resolve()
+    with open(path, newline="") as f:
+        answers = {os.path.normpath(base / d["path"]): float(d["p_female"]) for d in csv.DictReader(f)}
+    missing = [r.path for r in rows if r.path not in answers]
+    if missing:
+        raise SystemExit(f"{path} has no answer for {len(missing)} training images, e.g. {missing[0]}")
+    return [answers[r.path] for r in rows]

@@ -90,7 +90,7 @@ def teacher_targets(cfg: TrainConfig, rows) -> np.ndarray:
     from ..evaluate import predict_rows
 
     if cfg.teacher.endswith(".csv"):  # answers computed elsewhere (experiments/embedding_teacher.py)
-        p = read_teacher_answers(cfg.teacher, rows)
+        p = np.array(manifest.read_answers(cfg.teacher, rows))
     else:
         p, _ = predict_rows(rows, Classifier(cfg.teacher), crop=1.0)
     labels = np.array([r.label for r in rows], np.float64)
@@ -98,17 +98,6 @@ def teacher_targets(cfg: TrainConfig, rows) -> np.ndarray:
     agree = ((p > 0.5) == (labels > 0.5)).mean()
     print(f"teacher {cfg.teacher}: agrees with {agree:.4f} of the training labels; weight {cfg.teacher_weight}")
     return ((1 - cfg.teacher_weight) * labels + cfg.teacher_weight * p).astype(np.float32)
-
-
-def read_teacher_answers(path: str, rows) -> np.ndarray:
-    """P(female) per row from a CSV of path (relative to the CSV's folder), p_female; every row must be there."""
-    base = Path(path).parent.resolve()
-    with open(path, newline="") as f:
-        answers = {os.path.normpath(base / d["path"]): float(d["p_female"]) for d in csv.DictReader(f)}
-    missing = [r.path for r in rows if r.path not in answers]
-    if missing:
-        raise SystemExit(f"{path} has no answer for {len(missing)} training images, e.g. {missing[0]}")
-    return np.array([answers[r.path] for r in rows])
 
 
 def soft_cross_entropy(logits: torch.Tensor, p_female: torch.Tensor, smoothing: float) -> torch.Tensor:
