@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,19 +62,18 @@ def main() -> None:
     ap.add_argument("--out", help="write the table as JSON here")
     a = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="fg-ray-bench-"))
     rows_in = manifest.read(a.manifest)
-    build_folder(rows_in, work / "faces", a.images)
-    build_folder(rows_in, work / "small", SMALL)
     env_note = os.environ.get("OMP_NUM_THREADS")
-
-    local = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "-o", str(work / "local.json")], work)
-    local_results = json.loads((work / "local.json").read_text())
-    big = run_ray(work / "faces", work, "json")
-    small = run_ray(work / "small", work, "json")
-    table = run_ray(work / "faces", work, "parquet")
+    with tempfile.TemporaryDirectory(prefix="fg-ray-bench-") as tmp:  # the crops and results: ~40 MB per 4,000 images
+        work = Path(tmp)
+        build_folder(rows_in, work / "faces", a.images)
+        build_folder(rows_in, work / "small", SMALL)
+        local = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "-o", str(work / "local.json")], work)
+        local_results = json.loads((work / "local.json").read_text())
+        big = run_ray(work / "faces", work, "json")
+        small = run_ray(work / "small", work, "json")
+        table = run_ray(work / "faces", work, "parquet")
     agree = sum(big["results"].get(k) == v for k, v in local_results.items()) / len(local_results)
-    shutil.rmtree(work, ignore_errors=True)  # the crops and results: ~40 MB per 4,000 images
 
     per_image = (big["run"] - small["run"]) / (a.images - SMALL)
     rows = [

@@ -11,12 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from . import manifest
-from .training import occlusion
 from .classifier import Classifier
 from .images import ImageError, load_rgb
 from .manifest import CLASSES
 from .metrics import classification_metrics
 from .results import write_json_atomic
+from .training import occlusion  # PIL only: no PyTorch
 
 RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Other"}
 AGE_BANDS = [(0, 12, "0-12"), (13, 17, "13-17"), (18, 29, "18-29"), (30, 44, "30-44"), (45, 59, "45-59"), (60, 200, "60+")]

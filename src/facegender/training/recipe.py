@@ -2,11 +2,12 @@
 
     facegender train --recipe recipes/default.toml
 
-Each `[[step]]` names a verb (prepare, train, average, export, quantize, evaluate, command) and that verb's arguments,
-the same names as its function's (`TrainConfig` fields for train). The costly steps are not
-done twice: a prepare or train step whose output is there is skipped, and a train step with
-a `last.pt` but no summary resumes, and a command step whose `creates` path is there is
-skipped, so an interrupted recipe is continued by running the same command again. Average, export, quantize and evaluate (seconds to minutes) always run.
+Each `[[step]]` names a verb (prepare, train, average, export, quantize, evaluate, command)
+and that verb's arguments, the same names as its function's (`TrainConfig` fields for
+train). The costly steps are not done twice: a prepare or train step whose output is there
+is skipped, a train step with a `last.pt` but no summary resumes, and a command step whose
+`creates` path is there is skipped, so an interrupted recipe is continued by running the
+same command again. Average, export, quantize and evaluate (seconds to minutes) always run.
 """
 from __future__ import annotations
 
