@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import defaultdict
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from facegender import manifest  # noqa: E402
 from facegender.preprocess import crop_box  # noqa: E402
+from teacher_report import report_and_write  # noqa: E402
 
 FACE_ASPECT = 0.82  # width/height of the face box cut for the net's landmark model
 
@@ -63,14 +63,7 @@ def main() -> None:
             answers.append(p)
             if i % 5000 == 0:
                 print(f"{i:,} / {len(rows):,}", file=sys.stderr, flush=True)
-    right = defaultdict(lambda: [0, 0])
-    for r, p in zip(rows, answers):
-        for key in (r.source, "all"):
-            right[key][0] += (p > 0.5) == (r.label == 1)
-            right[key][1] += 1
-    for key, (k, n) in sorted(right.items()):
-        print(f"{key:18} accuracy {k / n:.4f} on {n:,}")
-    manifest.write_answers(a.out, rows, answers)
+    report_and_write(a.out, rows, answers)
 
 
 if __name__ == "__main__":
