@@ -203,3 +203,20 @@ creates = "{tmp_path}/made.txt"
 def test_recipe_step_numbers_take_lists_and_ranges():
     from facegender.cli import step_numbers
     assert step_numbers("3,5,11-14") == [3, 5, 11, 12, 13, 14] and step_numbers("7") == [7]
+
+
+def test_shipped_recipe_is_valid_and_ends_in_the_shipped_model():
+    """A typo in recipes/default.toml would only show hours into a rerun: load checks every setting."""
+    from pathlib import Path
+
+    from facegender.training.recipe import load
+    root = Path(__file__).resolve().parents[1]
+    steps = load(str(root / "recipes" / "default.toml"))
+    shipped = [s for s in steps if s["verb"] == "export" and s["out"].endswith("weights/facegender-default.onnx")]
+    assert len(shipped) == 1 and shipped[0]["calibrate"]
+    made = set()
+    for s in steps:  # every checkpoint or teacher a step reads was made by an earlier step
+        for need in [s.get("weights"), s.get("checkpoint"), s.get("teacher"), *s.get("checkpoints", [])]:
+            if need:
+                assert need in made or str(Path(need).parent) in made, need
+        made |= {s.get("out_dir"), s.get("out"), s.get("creates")}
