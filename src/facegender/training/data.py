@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from . import occlusion
 from ..images import load_rgb
 from ..manifest import Row
-from ..preprocess import Preprocess, crop_box
+from ..preprocess import Preprocess
 
 
 MAX_ZOOM_OUT = 1.15  # loosest view: the frame plus 7.5% of its size on each side

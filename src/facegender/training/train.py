@@ -89,7 +89,7 @@ def teacher_targets(cfg: TrainConfig, rows) -> np.ndarray:
     from ..classifier import Classifier
     from ..evaluate import predict_rows
 
-    if cfg.teacher.endswith(".csv"):  # answers computed elsewhere (experiments/embedding_teacher.py)
+    if cfg.teacher.endswith(".csv"):  # answers computed elsewhere (experiments/*_teacher.py)
         p = np.array(manifest.read_answers(cfg.teacher, rows))
     else:
         p, _ = predict_rows(rows, Classifier(cfg.teacher), crop=1.0)
