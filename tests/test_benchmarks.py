@@ -27,7 +27,7 @@ def test_detection_benchmark_runs(tmp_path):
     assert set(portraits) == {"facegender scrfd", "facegender mtcnn"}
     assert portraits["facegender scrfd"]["photos"] == 6 and 0 <= portraits["facegender scrfd"]["found"] <= 1
     assert report["group 1280x960"]["facegender mtcnn"]["faces"] == 6
-    assert report["group 1280x960"]["facegender scrfd side 1280"]["false_detections"] >= 0
+    assert report["group 1280x960"]["facegender scrfd side 1280 20px"]["false_detections"] >= 0
     assert all(s["photos_per_s"] > 0 for s in report["4000x3000"].values())
 
 

@@ -121,7 +121,10 @@ def test_python_api_takes_every_kind_of_input(photos):
     det = FaceDetector()
     import numpy as np
     answers = [fg.predict(x, detector=det) for x in (path, path.read_bytes(), img, np.asarray(img))]
-    assert all(a == answers[0] for a in answers) and len(answers[0]["faces"]) == 1
+    # a file is draft-decoded at half size for the detector, a decoded image resized: the same face, a pixel apart
+    assert answers[0] == answers[1] and answers[2] == answers[3] and len(answers[0]["faces"]) == 1
+    assert answers[0]["faces"][0]["gender"] == answers[2]["faces"][0]["gender"]
+    assert np.abs(np.subtract(answers[0]["faces"][0]["box"], answers[2]["faces"][0]["box"])).max() < 3
     buf = io.BytesIO()
     Image.open(photos / "coffee.jpg").save(buf, "PNG")
     assert fg.predict(buf.getvalue(), detector=det) == {"faces": [], "reason": "no face found"}
@@ -151,9 +154,20 @@ def test_detector_input_follows_the_photo_and_the_smallest_face(size, min_face, 
 
 def test_a_larger_detector_side_is_honoured_and_travels_to_workers():
     import pickle
-    det = pickle.loads(pickle.dumps(FaceDetector(max_side=1280)))
+    det = pickle.loads(pickle.dumps(FaceDetector(max_side=1280, min_face=20)))
     assert det.detector_side(1280, 960) == 768  # 20 px faces reach 12 px: no longer capped at 640
     assert FaceDetector().detector_side(1280, 960) == 640
+
+
+def test_a_draft_decoded_photo_reaches_the_detector_at_the_size_it_asked_for(tmp_path):
+    """The smallest face is given in the photo's pixels: a JPEG decoded at half size for the
+    detector must not be scaled down by it a second time (a 2000x1500 photo: 640x480 input)."""
+    Image.new("RGB", (2000, 1500), (120, 110, 100)).save(tmp_path / "p.jpg")
+    det, shapes = FaceDetector(), []
+    real = det.net.run
+    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(pixels)
+    _, img = det.find(tmp_path / "p.jpg", Classifier().pre)
+    assert img.info["photo_scale"] == 2 and shapes == [(480, 640)]
 
 
 def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path, monkeypatch):

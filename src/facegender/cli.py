@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N largest faces (0 = all)")
     s.add_argument("--detector", choices=["scrfd", "mtcnn"], default="scrfd", help="with --detect: SCRFD-2.5G (default, "
                    "faster, finds more) or MTCNN")
-    s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 20 "
+    s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 24 "
                    "in the photo, MTCNN 40 in the photo scaled to <= 1024 px)")
     s.add_argument("--detector-side", type=int, help="with --detect (SCRFD): longest side of the detector's input, "
                    "pixels (default 640: a 12-megapixel photo costs what a 640x480 one does; raise it to find faces "
