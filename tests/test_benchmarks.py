@@ -72,3 +72,14 @@ def test_crop_size_benchmark_runs():
     assert r.returncode == 0, r.stderr[-3000:]
     last = r.stdout.strip().splitlines()[-1].split()
     assert last[:2] == ["all", "40"] and 0.5 < float(last[2]) <= 1.0
+
+
+def test_int8_fidelity_benchmark_runs(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "int8.py"), "--manifest", str(SAMPLE),
+                        "--out", str(tmp_path / "i.json")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "i.json").read_text())
+    everyone = report["sources"]["all"]
+    assert everyone["faces"] == 1000 and everyone["changed_side"]["float"] == 0
+    assert set(everyone["accuracy"]) == {"float", "int8, this CPU", "int8, exact"}
+    assert all(0.9 < acc <= 1 for acc in everyone["accuracy"].values()) and "worst source" in r.stdout

@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--out", required=True, help="e.g. src/facegender/weights/facegender-default.int8.onnx")
     s.add_argument("--calibration", default="manifests/train.csv", help="manifest of faces to calibrate on")
-    s.add_argument("--images", type=int, default=512, help="calibration faces (seeded sample)")
+    s.add_argument("--images", type=int, default=1024, help="calibration faces (seeded sample)")
     s.set_defaults(run=_quantize)
 
     s = sub.add_parser("serve", help="HTTP service: POST /v1/classify, web page at /, docs at /docs (extra `serve`)",

@@ -1,0 +1,78 @@
+"""The int8 graph against float on every validation source, in two arithmetics, same run.
+
+    python benchmarks/int8.py [--manifest manifests/val.csv] [--out docs/evaluation/int8/fidelity.json]
+
+"this CPU": ONNX Runtime's fused int8 kernels as they run here. On AVX2 without VNNI they
+multiply u8 x s8 pairs into saturating 16-bit sums, so they can answer worse than the graph
+is. "exact int8": the same graph with graph optimisations off, each QDQ pair run as written
+(quantize, dequantize, float convolution): the int32 sums VNNI computes (avx512_vnni,
+avx_vnni), the CPUs `--precision auto` gives int8 to. Figures are accuracy per source, the
+net change in points against float, and the faces whose answer changes side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from facegender import manifest  # noqa: E402
+from facegender.classifier import DEFAULT_INT8, DEFAULT_MODEL, Classifier, has_vnni  # noqa: E402
+from facegender.evaluate import predict_rows  # noqa: E402
+
+LIMIT = 0.1  # points: the most int8 may lose on any source (issue #17)
+
+
+def exact(clf: Classifier) -> Classifier:
+    """The classifier with its graph run unfused: QDQ as written, int32-exact sums."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    clf.session = ort.InferenceSession(str(clf.path), opts, providers=["CPUExecutionProvider"])
+    return clf
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"))
+    ap.add_argument("--float", default=str(DEFAULT_MODEL))
+    ap.add_argument("--int8", default=str(DEFAULT_INT8))
+    ap.add_argument("--out", help="write the figures as JSON here")
+    a = ap.parse_args()
+
+    rows = manifest.read(a.manifest)
+    y = np.array([r.label for r in rows])
+    dataset = np.array([r.source.split("-")[0] for r in rows])
+    answers = {name: predict_rows(rows, clf)[0] for name, clf in [
+        ("float", Classifier(a.float, threads=1)), ("int8, this CPU", Classifier(a.int8, threads=1)),
+        ("int8, exact", exact(Classifier(a.int8, threads=1)))]}
+    groups = ["all"] + sorted(set(dataset))
+    report = {"vnni_here": has_vnni(), "float": a.float, "int8": a.int8, "sources": {}}
+    shown = os.path.relpath(a.manifest, ROOT)
+    print(f"{shown}: {len(rows)} faces; this CPU {'has' if has_vnni() else 'lacks'} VNNI")
+    print(f"{'source':14} {'faces':>6} {'float':>7} " + " ".join(f"{n:>24}" for n in list(answers)[1:]))
+    for g in groups:
+        m = np.ones(len(y), bool) if g == "all" else dataset == g
+        acc = {n: float(((p[m] >= 0.5) == y[m]).mean()) for n, p in answers.items()}
+        flips = {n: int(((p[m] >= 0.5) != (answers["float"][m] >= 0.5)).sum()) for n, p in answers.items()}
+        report["sources"][g] = {"faces": int(m.sum()), "accuracy": acc, "changed_side": flips}
+        cells = [f"{acc[n]:.4f} ({(acc[n] - acc['float']) * 100:+.2f}, {flips[n]:>3} moved)" for n in list(answers)[1:]]
+        print(f"{g:14} {int(m.sum()):>6} {acc['float']:>7.4f} " + " ".join(f"{c:>24}" for c in cells))
+    worst = {n: min((report["sources"][g]["accuracy"][n] - report["sources"][g]["accuracy"]["float"]) * 100 for g in groups)
+             for n in list(answers)[1:]}
+    report["worst_loss_points"] = worst
+    for n, w in worst.items():
+        print(f"{n}: worst source {w:+.2f} points ({'within' if w >= -LIMIT else 'outside'} the {LIMIT} limit)")
+    if a.out:
+        Path(a.out).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
