@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import DEFAULT_INT8, DEFAULT_MODEL, Classifier, has_vnni  # noqa: E402
-from facegender.evaluate import predict_rows  # noqa: E402
+from facegender.evaluate import predict_rows_with  # noqa: E402
 
 LIMIT = 0.1  # points: the most int8 may lose on any source (issue #17)
 
@@ -50,9 +50,9 @@ def main() -> None:
     rows = manifest.read(a.manifest)
     y = np.array([r.label for r in rows])
     dataset = np.array([r.source.split("-")[0] for r in rows])
-    answers = {name: predict_rows(rows, clf)[0] for name, clf in [
-        ("float", Classifier(a.float, threads=1)), ("int8, this CPU", Classifier(a.int8, threads=1)),
-        ("int8, exact", exact(Classifier(a.int8, threads=1)))]}
+    names = ["float", "int8, this CPU", "int8, exact"]
+    models = [Classifier(a.float, threads=1), Classifier(a.int8, threads=1), exact(Classifier(a.int8, threads=1))]
+    answers = dict(zip(names, predict_rows_with(rows, models)[0]))
     groups = ["all"] + sorted(set(dataset))
     report = {"vnni_here": has_vnni(), "float": a.float, "int8": a.int8, "sources": {}}
     shown = os.path.relpath(a.manifest, ROOT)

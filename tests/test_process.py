@@ -40,6 +40,20 @@ def test_shipped_model_scores_at_least_95_percent_on_1000_fixed_images():
     assert report["overall"]["accuracy"] >= 0.95, report["overall"]
 
 
+def test_several_models_are_evaluated_from_one_decode_each(monkeypatch):
+    """`evaluate --model A --model B` decodes each image once for both, with the answers
+    each model gives alone."""
+    import facegender.evaluate as ev
+    from facegender.classifier import DEFAULT_INT8, DEFAULT_MODEL
+    alone = [ev.evaluate(str(SAMPLE), str(m), limit=60)["_p"] for m in (DEFAULT_MODEL, DEFAULT_INT8)]
+    decodes = []
+    real = ev.load_rgb
+    monkeypatch.setattr(ev, "load_rgb", lambda *a, **k: decodes.append(a) or real(*a, **k))
+    together = ev.evaluate_models(str(SAMPLE), [str(DEFAULT_MODEL), str(DEFAULT_INT8)], limit=60)
+    assert len(decodes) == 60 and all(np.array_equal(r["_p"], p) for r, p in zip(together, alone))
+    assert together[0]["model"] != together[1]["model"]
+
+
 def test_details_carry_probabilities(face_folder, tmp_path):
     r = run_process_py(face_folder, tmp_path, "--details", "d.json", "-o", "out.json")
     assert r.returncode == 0, r.stderr

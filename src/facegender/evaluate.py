@@ -57,24 +57,37 @@ def benchmark_samples(manifest_path: str, per_group: int, seed: int = 0) -> dict
 def predict_rows(rows, clf: Classifier, crop: float = 1.0, batch: int = 256, occlude: str = "") -> tuple[np.ndarray, list]:
     """P(female) per row (NaN where the image failed) and the failures; `occlude`: a kind of
     cover drawn on each face first, seeded by its path so every model sees the same views."""
-    def face(row):
+    ps, failures = predict_rows_with(rows, [clf], crop, batch, occlude)
+    return ps[0], failures
+
+
+def predict_rows_with(rows, classifiers: list, crop: float = 1.0, batch: int = 256, occlude: str = "") -> tuple[list, list]:
+    """`predict_rows` for several models at once: each image is decoded once for all the
+    models of one input size."""
+    def face(row, pre):
         try:
             img = load_rgb(row.path)
             if occlude:
                 img = occlusion.occlude(img, row, occlude, random.Random(row.path))
-            return clf.pre.fit(img, crop, x_stretch=row.x_stretch)
+            return pre.fit(img, crop, x_stretch=row.x_stretch)
         except ImageError as e:
             return e
-    p = np.full(len(rows), np.nan)
+    geometry = {(c.pre.width, c.pre.height): c.pre for c in classifiers}  # normalisation is each model's own
+    ps = [np.full(len(rows), np.nan) for _ in classifiers]
     failures = []
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         for start in tqdm(range(0, len(rows), batch), desc="evaluate", unit="batch", leave=False):
-            faces = list(pool.map(face, rows[start:start + batch]))
-            ok = [i for i, f in enumerate(faces) if not isinstance(f, Exception)]
-            failures += [(rows[start + i].path, str(f)) for i, f in enumerate(faces) if isinstance(f, Exception)]
-            if ok:
-                p[[start + i for i in ok]] = clf.predict(np.stack([faces[i] for i in ok]))[:, 1]
-    return p, failures
+            for k, (size, pre) in enumerate(geometry.items()):
+                faces = list(pool.map(lambda r: face(r, pre), rows[start:start + batch]))
+                ok = [i for i, f in enumerate(faces) if not isinstance(f, Exception)]
+                if k == 0:  # an image that fails fails at every size
+                    failures += [(rows[start + i].path, str(f)) for i, f in enumerate(faces) if isinstance(f, Exception)]
+                if ok:
+                    stack = np.stack([faces[i] for i in ok])
+                    for c, p in zip(classifiers, ps):
+                        if (c.pre.width, c.pre.height) == size:
+                            p[[start + i for i in ok]] = c.predict(stack)[:, 1]
+    return ps, failures
 
 
 def age_band(age: str) -> str | None:
@@ -109,15 +122,23 @@ def subgroups(rows, y, p) -> dict:
 
 
 def evaluate(data: str, model: str | None = None, crop: float = 1.0, limit: int = 0, occlude: str = "") -> dict:
-    clf = Classifier(model)
+    return evaluate_models(data, [model], crop, limit, occlude)[0]
+
+
+def evaluate_models(data: str, models: list, crop: float = 1.0, limit: int = 0, occlude: str = "") -> list[dict]:
+    """One report per model (None: the shipped one), the images decoded once for all."""
+    classifiers = [Classifier(m) for m in models]
     rows = load_rows(data, limit)
-    p, failures = predict_rows(rows, clf, crop, occlude=occlude)
-    ok = ~np.isnan(p)
-    rows = [r for r, k in zip(rows, ok) if k]
-    y, p = np.array([r.label for r in rows]), p[ok]
-    return {"data": str(data), "model": str(clf.path), "crop": crop, "occlude": occlude or None, "failures": failures,
-            "overall": classification_metrics(y, p), "subgroups": subgroups(rows, y, p),
-            "_y": y, "_p": p}
+    ps, failures = predict_rows_with(rows, classifiers, crop, occlude=occlude)
+    reports = []
+    for clf, p in zip(classifiers, ps):
+        ok = ~np.isnan(p)
+        kept = [r for r, k in zip(rows, ok) if k]
+        y = np.array([r.label for r in kept])
+        reports.append({"data": str(data), "model": str(clf.path), "crop": crop, "occlude": occlude or None, "failures": failures,
+                        "overall": classification_metrics(y, p[ok]), "subgroups": subgroups(kept, y, p[ok]),
+                        "_y": y, "_p": p[ok]})
+    return reports
 
 
 def plot_reliability(reports: list[dict], path: Path) -> None:
@@ -180,7 +201,7 @@ def markdown(reports: list[dict]) -> str:
 
 
 def evaluate_cli(a) -> int:
-    reports = [evaluate(a.data, model, a.crop, a.limit, a.occlude or "") for model in (a.model or [None])]
+    reports = evaluate_models(a.data, a.model or [None], a.crop, a.limit, a.occlude or "")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
