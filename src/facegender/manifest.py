@@ -80,5 +80,5 @@ def read_answers(path: str | os.PathLike, rows: list[Row]) -> list[float]:
         answers = {os.path.normpath(base / d["path"]): float(d["p_female"]) for d in csv.DictReader(f)}
     missing = [r.path for r in rows if r.path not in answers]
     if missing:
-        raise SystemExit(f"{path} has no answer for {len(missing)} training images, e.g. {missing[0]}")
+        raise SystemExit(f"{path} has no answer for {len(missing)} of the {len(rows)} images asked for, e.g. {missing[0]}")
     return [answers[r.path] for r in rows]
