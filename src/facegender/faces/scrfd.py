@@ -31,10 +31,10 @@ class SCRFD:
 
     def __init__(self, threads: int = 1, score: float = 0.35, overlap: float = 0.4):
         """score: InsightFace's 0.5 missed blurry faces scoring 0.41-0.49 (benchmark portraits
-        found 99.0% -> 99.8% at 0.4); at the 128x128 input a 250x250 portrait gets, 0.4 -> 0.35
-        found 99.3% -> 99.5% of them and no face-free spot (0.3: 99.8%, but four false
-        detections beside faces in 900 benchmark photos, scoring 0.32-0.34); the 30 face-free
-        images of scikit-image and InsightFace gave no detection even at 0.3."""
+        found 99.0% -> 99.8% at 0.4). At the 128x128 input a 250x250 portrait now gets, 0.4 found
+        99.3% of them and 0.35 99.5%, with no false detection; 0.3 found 99.8% but gave four
+        false detections beside faces in 900 benchmark photos, scoring 0.32-0.34. The 30
+        face-free images of scikit-image and InsightFace gave no detection even at 0.3."""
         import onnxruntime as ort
 
         from ..classifier import verify

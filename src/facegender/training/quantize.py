@@ -4,9 +4,11 @@ Calibrated on real training faces, it keeps the metadata (and adds "int8": true)
 quantized file is a drop-in replacement; `facegender evaluate` shows what it costs.
 Left float: every depthwise convolution, and every convolution at 1/8 of the input's
 resolution or finer (the stem and MobileNetV2's first six blocks). There int8 moved the most
-answers: in exact int8 arithmetic (as VNNI computes it) 47 of 8,614 validation faces changed
-side with only the first and depthwise ones kept float, 17 with blocks 0-3 float, 7 with 0-6;
-the float part is ~39% of the multiply-adds, the rest is int8 (`benchmarks/int8.py`).
+answers. In exact int8 arithmetic (as VNNI computes it), of 8,614 validation faces:
+- 47 changed side with only the first and the depthwise convolutions float (512 calibration faces);
+- 17 with blocks 0-3 also float, 7 with blocks 0-6;
+- 5 with this rule and 1,024 calibration faces (`benchmarks/int8.py`).
+The float part is ~39% of the multiply-adds.
 """
 from __future__ import annotations
 
