@@ -19,21 +19,23 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import population_masks, predict_rows  # noqa: E402
+from facegender.evaluate import population_masks, predict_rows_with  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 
 COLUMNS = [("CelebA frames", "celeba", 1.0), ("CelebA tight", "celeba", 0.65),
            ("UTK 18+ frames", "utkface 18+", 1.0), ("all frames", "all", 1.0)]
 
 
-def accuracies(model: str, rows, y, masks) -> list[float]:
-    clf = Classifier(model)
+def accuracies(named: list, rows, y, masks) -> dict[str, list[float]]:
+    """name -> accuracy per column; each image is decoded once per crop for all the models."""
+    classifiers = [Classifier(path) for _, path in named]
     p = {}
-    for crop in {c for _, _, c in COLUMNS}:
-        p[crop], failures = predict_rows(rows, clf, crop)
+    for crop in sorted({c for _, _, c in COLUMNS}):
+        p[crop], failures = predict_rows_with(rows, classifiers, crop)
         if failures:
-            raise SystemExit(f"{model}: {len(failures)} validation images failed, first {failures[0]}")
-    return [classification_metrics(y[masks[group]], p[crop][masks[group]])["accuracy"] for _, group, crop in COLUMNS]
+            raise SystemExit(f"{len(failures)} validation images failed, first {failures[0]}")
+    return {name: [classification_metrics(y[masks[group]], p[crop][k][masks[group]])["accuracy"] for _, group, crop in COLUMNS]
+            for k, (name, _) in enumerate(named)}
 
 
 def main() -> None:
@@ -47,7 +49,7 @@ def main() -> None:
     y = np.array([r.label for r in rows])
     masks = {**population_masks(rows), "all": np.ones(len(rows), bool)}
     named = [m.split("=", 1) if "=" in m else (Path(m).stem, m) for m in a.models]
-    table = {name: accuracies(path, rows, y, masks) for name, path in named}
+    table = accuracies(named, rows, y, masks)
     base = table[named[0][0]]
     n_celeba = int(masks["celeba"].sum())
     lines = [f"{len(rows)} validation images, {n_celeba} CelebA; accuracy (CelebA standard error "

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import population_masks, predict_rows  # noqa: E402
+from facegender.evaluate import population_masks, predict_rows_with  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 
 MARGINS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]  # half-widths of the unsure band around P = 0.5
@@ -51,8 +51,8 @@ def main() -> None:
         raise SystemExit(f"{a.model} already has a mirror margin: give the plain export")
     table = []
     for crop in (1.0, 0.65):
-        p = predict_rows(rows, model, crop)[0]
-        both = (p + predict_rows(rows, mirrored, crop)[0]) / 2
+        p, p_mirrored = predict_rows_with(rows, [model, mirrored], crop)[0]
+        both = (p + p_mirrored) / 2
         variants = {"plain": (p, 0.0), "mirror, every face": (both, 1.0)}
         for m in MARGINS:
             unsure = np.abs(p - 0.5) < m

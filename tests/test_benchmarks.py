@@ -83,3 +83,13 @@ def test_int8_fidelity_benchmark_runs(tmp_path):
     assert everyone["faces"] == 1000 and everyone["changed_side"]["float"] == 0
     assert set(everyone["accuracy"]) == {"float", "int8, this CPU", "int8, exact"}
     assert all(0.9 < acc <= 1 for acc in everyone["accuracy"].values()) and "worst source" in r.stdout
+
+
+def test_compare_models_benchmark_runs(tmp_path):
+    shipped = ROOT / "src" / "facegender" / "weights"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_models.py"), f"f={shipped / 'facegender-default.onnx'}",
+                        f"q={shipped / 'facegender-default.int8.onnx'}", "--manifest", str(SAMPLE), "--out", str(tmp_path / "c.txt")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = (tmp_path / "c.txt").read_text().splitlines()
+    assert lines[0].startswith("1000 validation images") and [line.split()[0] for line in lines[2:]] == ["f", "q"]
