@@ -54,8 +54,9 @@ def main() -> None:
     models = [Classifier(a.float, threads=1), Classifier(a.int8, threads=1), exact(Classifier(a.int8, threads=1))]
     answers = dict(zip(names, predict_rows_with(rows, models)[0]))
     groups = ["all"] + sorted(set(dataset))
-    report = {"vnni_here": has_vnni(), "float": a.float, "int8": a.int8, "sources": {}}
     shown = os.path.relpath(a.manifest, ROOT)
+    report = {"vnni_here": has_vnni(), "manifest": shown, "float": os.path.relpath(a.float, ROOT),
+              "int8": os.path.relpath(a.int8, ROOT), "sources": {}}
     print(f"{shown}: {len(rows)} faces; this CPU {'has' if has_vnni() else 'lacks'} VNNI")
     print(f"{'source':14} {'faces':>6} {'float':>7} " + " ".join(f"{n:>24}" for n in list(answers)[1:]))
     for g in groups:
