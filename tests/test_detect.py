@@ -170,6 +170,19 @@ def test_a_draft_decoded_photo_reaches_the_detector_at_the_size_it_asked_for(tmp
     assert img.info["photo_scale"] == 2 and shapes == [(480, 640)]
 
 
+def test_a_photo_with_no_face_found_is_searched_once_more_finer(photos):
+    """SCRFD's first pass is sized for speed; a photo where it finds nothing gets a second
+    pass at twice the scale (the 512x512 astronaut: 256x256, then 512x512), and only one."""
+    det, shapes = FaceDetector(), []
+    real = det.net.run
+    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(pixels if len(shapes) > 1 else np.zeros_like(pixels))
+    faces, _ = det.find(photos / "astronaut.jpg", Classifier().pre)
+    assert shapes == [(256, 256), (512, 512)] and len(faces) == 1
+    shapes.clear()
+    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(pixels)
+    assert det.find(photos / "coffee.jpg", Classifier().pre)[0] == [] and len(shapes) == 2  # no face: two passes, no more
+
+
 def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path, monkeypatch):
     """A 4000x3000 phone JPEG, stored sideways with EXIF orientation: the detector gets a
     reduced decode, which is also large enough to cut the face from (decoded once), boxes
