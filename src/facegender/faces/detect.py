@@ -127,12 +127,12 @@ class FaceDetector:
         r = input_size(width, height, min_face or self.min_face, self.max_side)[0]
         return max(1, round(max(width, height) * r))
 
-    def detect(self, img: Image.Image, scale: float = 1.0, min_face: float | None = None):
+    def detect(self, img: Image.Image, min_face: float | None = None):
         """(boxes Nx4, scores N, landmarks Nx5x2) in the image's pixels, largest face first.
-        scale: photo pixels per pixel of `img` (a draft decode), so min_face, given in the
-        photo's pixels, is not applied a second time to an already reduced image."""
+        min_face (SCRFD): in `img`'s pixels, so a draft decode is not reduced by it a second
+        time; default the detector's own, for an image at the photo's size."""
         if self.name == "scrfd":
-            boxes, scores, marks = self.net.detect(img, (min_face or self.min_face) / scale, self.max_side)
+            boxes, scores, marks = self.net.detect(img, min_face or self.min_face, self.max_side)
         else:
             r = min(1.0, DETECT_MAX_SIDE / max(img.size))
             small = img if r == 1.0 else img.resize((round(img.width * r), round(img.height * r)), Image.BILINEAR)
@@ -154,13 +154,13 @@ class FaceDetector:
         Boxes and landmarks are in the full photo's pixels; the image returned is the one
         the faces were cut from, with `info["photo_scale"]` = full-photo pixels per its pixel."""
         img, scale = load_scaled(source, lambda w, h: (self.detector_side(w, h),) * 2)
-        boxes, scores, marks = self.detect(img, scale)
+        boxes, scores, marks = self.detect(img, self.min_face / scale)
         if not len(boxes) and self.name == "scrfd":  # nothing found: once more, finer (FINER), if the cap allows
             width, height = round(img.width * scale), round(img.height * scale)
             side = self.detector_side(width, height, self.min_face / FINER)
             if side > self.detector_side(width, height):
                 img, scale = load_scaled(source, (side, side))
-                boxes, scores, marks = self.detect(img, scale, self.min_face / FINER)
+                boxes, scores, marks = self.detect(img, self.min_face / FINER / scale)
         if len(boxes) and scale > 1:
             step = min(photo_step(m, pre, self.fraction, self.template) for m in marks) * scale  # in full-photo pixels
             if step / scale < SHARP_STEP:

@@ -29,12 +29,12 @@ def kept_float(model) -> list[str]:
 
     graph = onnx.shape_inference.infer_shapes(model).graph
     height = graph.input[0].type.tensor_type.shape.dim[2].dim_value  # exported models have a fixed input size
-    rows = {v.name: v.type.tensor_type.shape.dim[2].dim_value for v in graph.value_info if len(v.type.tensor_type.shape.dim) == 4}
+    heights = {v.name: v.type.tensor_type.shape.dim[2].dim_value for v in graph.value_info if len(v.type.tensor_type.shape.dim) == 4}
 
     def group(node):
         return next((a.i for a in node.attribute if a.name == "group"), 1)
     return [n.name for n in graph.node
-            if n.op_type == "Conv" and (group(n) > 1 or rows.get(n.output[0], 0) * FLOAT_FROM >= height)]
+            if n.op_type == "Conv" and (group(n) > 1 or heights.get(n.output[0], 0) * FLOAT_FROM >= height)]
 
 
 def quantize(model_in: str, model_out: str, calibration_manifest: str, images: int = 1024, seed: int = 0) -> dict:
