@@ -159,13 +159,21 @@ def test_a_larger_detector_side_is_honoured_and_travels_to_workers():
     assert FaceDetector().detector_side(1280, 960) == 640
 
 
+def _record_inputs(det: FaceDetector, blank_first: bool = False) -> list:
+    """The (height, width) of every SCRFD input `det` runs from now on; blank_first: its first
+    pass sees a blank input (so finds nothing)."""
+    shapes, real = [], det.net.run
+    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(
+        np.zeros_like(pixels) if blank_first and len(shapes) == 1 else pixels)
+    return shapes
+
+
 def test_a_draft_decoded_photo_reaches_the_detector_at_the_size_it_asked_for(tmp_path):
     """The smallest face is given in the photo's pixels: a JPEG decoded at half size for the
     detector must not be scaled down by it a second time (a 2000x1500 photo: 640x480 input)."""
     Image.new("RGB", (2000, 1500), (120, 110, 100)).save(tmp_path / "p.jpg")
-    det, shapes = FaceDetector(), []
-    real = det.net.run
-    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(pixels)
+    det = FaceDetector()
+    shapes = _record_inputs(det)
     _, img = det.find(tmp_path / "p.jpg", Classifier().pre)
     assert img.info["photo_scale"] == 2 and shapes == [(480, 640)]
 
@@ -173,13 +181,12 @@ def test_a_draft_decoded_photo_reaches_the_detector_at_the_size_it_asked_for(tmp
 def test_a_photo_with_no_face_found_is_searched_once_more_finer(photos):
     """SCRFD's first pass is sized for speed; a photo where it finds nothing gets a second
     pass at twice the scale (the 512x512 astronaut: 256x256, then 512x512), and only one."""
-    det, shapes = FaceDetector(), []
-    real = det.net.run
-    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(pixels if len(shapes) > 1 else np.zeros_like(pixels))
+    det = FaceDetector()
+    shapes = _record_inputs(det, blank_first=True)
     faces, _ = det.find(photos / "astronaut.jpg", Classifier().pre)
     assert shapes == [(256, 256), (512, 512)] and len(faces) == 1
-    shapes.clear()
-    det.net.run = lambda pixels: shapes.append(pixels.shape[:2]) or real(pixels)
+    det = FaceDetector()
+    shapes = _record_inputs(det)
     assert det.find(photos / "coffee.jpg", Classifier().pre)[0] == [] and len(shapes) == 2  # no face: two passes, no more
 
 
