@@ -29,6 +29,7 @@ from tqdm import tqdm
 from facegender import manifest
 from facegender.classifier import Classifier
 from facegender.evaluate import population_masks, predict_rows
+from facegender.images import load_rgb
 from facegender.metrics import classification_metrics
 
 _net = None  # (shape predictor, recognition network), one per worker process
@@ -47,7 +48,7 @@ def embed_one(args: tuple[str, float]) -> np.ndarray:
     """128-D embedding of one aligned face image, at the aligned CelebA frame's full size."""
     import dlib
     path, x_stretch = args
-    im = Image.open(path).convert("RGB")
+    im = load_rgb(path)
     if x_stretch != 1.0:  # squeezed frames: restore true proportions
         im = im.resize((round(im.width / x_stretch), im.height), Image.BICUBIC)
     scale = 218 / im.height

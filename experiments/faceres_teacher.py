@@ -35,6 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from facegender import manifest  # noqa: E402
+from facegender.images import load_rgb  # noqa: E402
 from facegender.preprocess import crop_box  # noqa: E402
 from teacher_report import report_and_write  # noqa: E402
 
@@ -55,7 +56,7 @@ def _init(model: str):
 
 def face(row: manifest.Row) -> np.ndarray:
     """The square crop, in true proportions, resized to 224x224: float32 HxWx3 in 0..255."""
-    img = Image.open(row.path).convert("RGB")
+    img = load_rgb(row.path)
     fraction = min(1.0, FACE_SCALE * row.min_crop)
     box = crop_box(img.width, img.height, 1.0, fraction, x_stretch=row.x_stretch)
     x = np.asarray(img.resize((SIZE, SIZE), Image.BILINEAR, box=box), dtype=np.float32)

@@ -26,6 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from facegender import manifest  # noqa: E402
+from facegender.images import load_rgb  # noqa: E402
 from facegender.preprocess import crop_box  # noqa: E402
 from teacher_report import report_and_write  # noqa: E402
 
@@ -39,7 +40,7 @@ def _init():
 
 
 def p_female(row: manifest.Row) -> float:
-    img = Image.open(row.path).convert("RGB")
+    img = load_rgb(row.path)
     box = crop_box(img.width, img.height, FACE_ASPECT, row.min_crop, x_stretch=row.x_stretch)
     face = img.crop(tuple(round(v) for v in box))
     if row.x_stretch != 1.0:  # squeezed frames: the face in its true proportions
