@@ -216,6 +216,25 @@ def test_big_photo_is_decoded_small_and_reports_full_size_boxes(photos, tmp_path
     assert np.abs(faces[0].pixels.astype(float) - full).mean() < 3
 
 
+def test_a_face_is_cut_from_the_draft_decode_unless_it_would_be_upsampled_too_far(photos, tmp_path, monkeypatch):
+    """The 512x512 astronaut is decoded once, at 256x256 (its face upsampled under 1/SHARP_STEP);
+    the same photo at half size in a 1600x1600 JPEG (face ~46 px) is decoded at 800x800 for
+    the detector, then once more in full for the face."""
+    import facegender.faces.detect
+    decodes = []
+    real = facegender.faces.detect.load_scaled
+    monkeypatch.setattr(facegender.faces.detect, "load_scaled", lambda *a: decodes.append(a) or real(*a))
+    pre, det = Classifier().pre, FaceDetector()
+    faces, img = det.find(photos / "astronaut.jpg", pre)
+    assert len(faces) == 1 and len(decodes) == 1 and img.size == (256, 256)
+    canvas = Image.new("RGB", (1600, 1600), (90, 100, 110))
+    canvas.paste(Image.open(photos / "astronaut.jpg").resize((256, 256), Image.BICUBIC), (700, 500))
+    canvas.save(tmp_path / "far.jpg", quality=92)
+    decodes.clear()
+    faces, img = det.find(tmp_path / "far.jpg", pre)
+    assert len(faces) == 1 and len(decodes) == 2 and img.info["photo_scale"] == 1
+
+
 def test_a_limited_detector_shares_the_sessions_and_pickles_with_its_limit():
     import pickle
 
