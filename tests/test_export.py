@@ -180,3 +180,15 @@ def test_calibrated_export_fits_a_temperature_keeps_labels_and_lowers_ece(tmp_pa
     p_cal, _ = predict_rows(rows[256:], Classifier(tmp_path / "cal.onnx"))
     assert ((p_plain >= 0.5) == (p_cal >= 0.5)).all()
     assert abs(fit_temperature(str(tmp_path / "cal.onnx"), str(tmp_path / "cal.csv"))[0] - 1) < 0.02
+
+
+def test_normalize_gives_the_elementwise_imagenet_formula_bit_for_bit():
+    """(v / 255 - mean) / std per channel, as contiguous float32 NCHW: the same float32
+    operations as the formula, so inference and the int8 calibration (its file) do not move."""
+    from facegender.preprocess import Preprocess
+    pre = Preprocess()
+    batch = np.random.default_rng(0).integers(0, 256, (3, 96, 80, 3), dtype=np.uint8)
+    expected = (batch.astype(np.float32) * np.float32(1 / 255) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    out = pre.normalize(batch)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert np.array_equal(out, expected.transpose(0, 3, 1, 2))
