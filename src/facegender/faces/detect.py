@@ -32,7 +32,8 @@ FINER = 2.0  # SCRFD: a photo with no face found is searched once more at this m
 # pays for it (250x250 5 -> 27 ms, 640x480 26 -> 108 ms on one core); 1280 px and over are at the cap: no second pass
 SHARP_STEP = 0.7  # decoded pixels per model-input pixel below which a face is cut from a sharper decode. At 0.7 a
 # 250x250 portrait is decoded once, at 125x125 (its face upsampled ~1.3x): on 1,400 validation portraits balanced
-# accuracy 0.9635 vs 0.9629 at 1.0 (11 changed side) and 190 vs 169 photos/s; 2.0 re-decoded 12 MP photos for nothing
+# accuracy 0.9635 vs 0.9629 at 1.0 (11 changed side), process --detect 190 vs 169 photos/s; 2.0 re-decoded
+# 12 MP photos for nothing
 
 
 @dataclass
