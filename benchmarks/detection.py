@@ -46,6 +46,7 @@ FACE_OF_FRAME = 0.5  # face width / CelebA frame width (eyes ~40 px apart in 178
 WIDE = 1280  # the group photos also run with this --detector-side and --min-face 20: the input follows the smallest face (768x576)
 NO_DETECTION = ("tight crops of the portraits, no detection",  # what detect mode is measured against:
                 "the portraits' validation images as the dataset frames them, no detection")  # the classifier's own ceiling here
+PER_SOURCE = 300  # portraits per source (CelebA, UTKFace adults): the default sample of the #17 population
 WARM_UP = 32  # photos in the run whose time is taken off ours for "after load" (over 16: worker processes start);
 # sets of fewer than 3x as many photos get no after-load figure (a difference of a few photos is noise)
 
@@ -219,7 +220,7 @@ def measure(a, rows: dict, work: Path) -> tuple[list, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"))
-    ap.add_argument("--per-source", type=int, default=300, help="portraits per source (CelebA, UTKFace adults)")
+    ap.add_argument("--per-source", type=int, default=PER_SOURCE, help="portraits per source (CelebA, UTKFace adults)")
     ap.add_argument("--photos", type=int, default=200, help="640x480 photos")
     ap.add_argument("--big", type=int, default=100, help="4000x3000 JPEGs")
     ap.add_argument("--groups", type=int, default=100, help="group photos (6 faces each)")

@@ -12,7 +12,7 @@ Google's `face_detection_short_range.tflite` (Apache-2.0) from the `mediapipe` 0
 (The full-range model ships only as a sparse tflite, and tf2onnx 1.17 crashes on it.)
 BlazeFace takes the whole photo letterboxed to 128x128 and gives boxes plus six keypoints
 (eyes, nose tip, mouth centre, ears); faces are aligned from the first four onto their median
-place on CelebA frames, measured here as tools/convert_scrfd.py does for SCRFD. Prints, per
+place on CelebA frames, measured by tools/convert_scrfd.py's frame_template as for SCRFD. Prints, per
 photo set, found (the benchmark's rule: a box centre within a third of the face's width),
 balanced accuracy and female recall over the faces found, and detector milliseconds per photo
 on one thread (resize and normalisation included), for both detectors.
@@ -31,8 +31,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tools"))
 
-from detection import build_sets  # noqa: E402
+from convert_scrfd import frame_template  # noqa: E402
+from detection import PER_SOURCE, build_sets  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
 from facegender.evaluate import benchmark_samples  # noqa: E402
 from facegender.faces.detect import FaceDetector, align  # noqa: E402
@@ -82,19 +84,6 @@ class BlazeFace:
         return (boxes[pick] - np.tile(offset, 2)) / r, scores[keep][pick], (marks[pick] - offset) / r
 
 
-def frame_template(det: BlazeFace, frames: int = 2000) -> np.ndarray:
-    """Median eyes, nose tip and mouth centre on CelebA aligned frames (178x218 pixels)."""
-    files = sorted((ROOT.parent / "shared" / "data" / "celeba-112x137").glob("*/*.webp"))
-    found = []
-    for f in files[:: max(1, len(files) // frames)][:frames]:
-        a = np.asarray(load_rgb(f).resize((178, 218), Image.BILINEAR))
-        boxes, _, marks = det.detect(Image.fromarray(np.pad(a, ((35, 35), (39, 39), (0, 0)), mode="edge")))
-        near = np.nonzero(np.hypot(*((boxes[:, :2] + boxes[:, 2:]) / 2 - [128, 144]).T) < 30)[0]
-        if len(near):
-            found.append(marks[near[0], :4] - [39, 35])
-    return np.median(np.stack(found), axis=0)
-
-
 def measure(name: str, folder: Path, truth: dict, detect, cut, clf: Classifier) -> str:
     found, y, p, seconds = 0, [], [], 0.0
     for file, faces in truth.items():
@@ -120,11 +109,11 @@ def main() -> None:
     ap.add_argument("--manifest", default=str(ROOT / "manifests" / "val.csv"))
     a = ap.parse_args()
     clf, blaze, scrfd = Classifier(threads=1), BlazeFace(a.onnx), FaceDetector(threads=1)
-    template = frame_template(blaze)
+    template = frame_template(blaze.detect)[:4]  # eyes, nose tip, mouth centre
     print("BlazeFace template (eyes, nose tip, mouth centre; CelebA frame pixels):", np.round(template, 1).tolist())
     print(f"{'photos / detector':34} {'found':>7} {'bal.acc':>8} {'F recall':>9} {'ms/photo':>8}")
     with tempfile.TemporaryDirectory(prefix="fg-blaze-") as tmp:
-        sets = build_sets(benchmark_samples(a.manifest, 300), Path(tmp), 200, 0, 0)
+        sets = build_sets(benchmark_samples(a.manifest, PER_SOURCE), Path(tmp), 200, 0, 0)
         for name in ("portraits 250x250", "640x480"):
             folder, truth = sets[name]
             print(measure(f"{name}, SCRFD (shipped)", folder, truth, lambda img: scrfd.detect(img)[::2],

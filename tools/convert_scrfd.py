@@ -67,21 +67,25 @@ def make_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def frame_template(frames: int = 2000) -> np.ndarray:
-    """Median SCRFD landmarks on CelebA aligned frames, in 178x218 frame pixels: where the
-    detector puts eyes, nose and mouth corners on the faces the classifier learned (the
-    detect.TEMPLATES entry). Frames: ../shared/data/celeba-112x137 (the frame at 63%), scaled
-    back to 178x218 and edge-padded into a 256x288 photo."""
+def frame_template(detect=None, frames: int = 2000) -> np.ndarray:
+    """Median landmarks of a detector on CelebA aligned frames, in 178x218 frame pixels: where
+    it puts eyes, nose and mouth on the faces the classifier learned (the detect.TEMPLATES
+    entry). detect(photo) -> (boxes, scores, landmarks); default SCRFD. Frames:
+    ../shared/data/celeba-112x137 (the frame at 63%), scaled back to 178x218 and edge-padded
+    into a 256x288 photo."""
     from PIL import Image
 
-    from facegender.faces.scrfd import SCRFD
+    if detect is None:
+        from facegender.faces.scrfd import SCRFD
+        scrfd = SCRFD()
+        detect = lambda photo: scrfd.detect(photo, min_face=1)  # noqa: E731
     files = sorted((ROOT.parent / "shared" / "data" / "celeba-112x137").glob("*/*.webp"))
     files = files[:: max(1, len(files) // frames)][:frames]
-    det, found = SCRFD(), []
+    found = []
     for f in files:
         a = np.asarray(Image.open(f).convert("RGB").resize((178, 218), Image.BILINEAR))
         photo = Image.fromarray(np.pad(a, ((35, 35), (39, 39), (0, 0)), mode="edge"))
-        boxes, _, marks = det.detect(photo, min_face=1)
+        boxes, _, marks = detect(photo)
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2 - [128, 144]
         near = np.nonzero(np.hypot(*centre.T) < 30)[0]
         if len(near):
