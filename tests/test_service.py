@@ -180,11 +180,19 @@ def test_api_key(crops, monkeypatch):
         assert "detail" in c.get("/v1/model").json()
 
 
-def test_model_metadata(client):
-    m = client.get("/v1/model").json()
-    shipped_model = ROOT / "src" / "facegender" / "weights" / "facegender-default.onnx"
+@pytest.mark.parametrize("vnni, precision, expected", [(False, "auto", "float"), (True, "auto", "int8"),
+                                                      (True, "float", "float"), (False, "int8", "int8")])
+def test_model_metadata_names_the_file_that_runs(monkeypatch, vnni, precision, expected):
+    """The answer describes the graph loaded, whichever precision the CPU (faked here) led to."""
+    import facegender.classifier as classifier
+    monkeypatch.setattr(classifier, "has_vnni", lambda cpuinfo=None: vnni)
+    with TestClient(create_app(Settings(precision=precision))) as c:
+        m = c.get("/v1/model").json()
+    shipped = classifier.DEFAULT_INT8 if expected == "int8" else classifier.DEFAULT_MODEL
+    assert m["precision"] == expected and m["file"] == shipped.name
+    assert m["sha256"] == (shipped.parent / (shipped.name + ".sha256")).read_text().split()[0]
+    assert ("VNNI" in m["chosen_because"]) == (precision == "auto")
     assert m["labels"] == ["male", "female"] and m["input_size"] == {"width": 80, "height": 96}
-    assert m["sha256"] == (shipped_model.parent / (shipped_model.name + ".sha256")).read_text().split()[0]
     assert m["validation"]["aligned_frames"]["all"]["accuracy"] > 0.9 and m["version"] and m["card"]["licence"]
     assert set(m["validation"]["aligned_frames"]) >= {"allagefaces", "utkface", "scut-fbp5500", "celeba-64x64"}
 

@@ -32,13 +32,23 @@ def has_vnni(cpuinfo: str | None = None) -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def default_model(precision: str = "auto", cpuinfo: str | None = None) -> Path:
-    """The shipped graph for a precision: "auto" takes int8 where the CPU has VNNI."""
+def choose_model(precision: str = "auto", cpuinfo: str | None = None) -> tuple[Path, str]:
+    """The shipped graph for a precision, and why it was taken: "auto" takes int8 where the
+    CPU has VNNI (only there is it faster), float elsewhere."""
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
-    if precision == "int8" or (precision == "auto" and has_vnni(cpuinfo) and DEFAULT_INT8.is_file()):
-        return DEFAULT_INT8
-    return DEFAULT_MODEL
+    if precision != "auto":
+        return (DEFAULT_INT8 if precision == "int8" else DEFAULT_MODEL), f"precision={precision} was asked for"
+    if not has_vnni(cpuinfo):
+        return DEFAULT_MODEL, "auto: this CPU lacks VNNI, where int8 is slower than float"
+    if not DEFAULT_INT8.is_file():
+        return DEFAULT_MODEL, "auto: this CPU has VNNI but the int8 graph is not installed"
+    return DEFAULT_INT8, "auto: this CPU has VNNI (int8 dot products), where int8 is faster"
+
+
+def default_model(precision: str = "auto", cpuinfo: str | None = None) -> Path:
+    """The shipped graph for a precision (see choose_model)."""
+    return choose_model(precision, cpuinfo)[0]
 
 
 def verify(path: Path) -> None:
@@ -64,7 +74,10 @@ class Classifier:
         `precision` (auto: int8 on CPUs with VNNI)."""
         import onnxruntime as ort
 
-        self.path = Path(path) if path else default_model(precision)
+        if path:
+            self.path, self.chosen_because = Path(path), "a model file was given"
+        else:
+            self.path, self.chosen_because = choose_model(precision)
         verify(self.path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
@@ -82,6 +95,7 @@ class Classifier:
         self.pre = Preprocess(meta["width"], meta["height"], tuple(meta["mean"]), tuple(meta["std"]))
         self.input_name = self.session.get_inputs()[0].name
         self.mirrors_unsure = bool(meta.get("mirror_margin"))  # the graph re-runs unsure faces mirrored
+        self.precision = "int8" if meta.get("int8") else "float"  # quantize marks its graphs
 
     def predict(self, faces: np.ndarray, flip: bool = False) -> np.ndarray:
         """`flip` averages each face with its mirror image (twice the cost, steadier answers).

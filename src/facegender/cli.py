@@ -94,7 +94,8 @@ def _serve(a) -> int:
     from .service.server import serve
     from .service.settings import Settings
 
-    return serve(Settings.from_env(host=a.host, port=a.port, api_key=a.api_key, model=a.model, cors_origins=a.cors_origin,
+    return serve(Settings.from_env(host=a.host, port=a.port, api_key=a.api_key, model=a.model, precision=a.precision,
+                                   cors_origins=a.cors_origin,
                                    max_request_bytes=a.max_request_mb and int(a.max_request_mb * 2**20),
                                    max_files=a.max_files, max_pixels=a.max_pixels, request_timeout=a.timeout,
                                    workers=a.workers))
@@ -227,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="default 8000")
     s.add_argument("--api-key", help="require this key (X-API-Key or Authorization: Bearer) on /v1/* and /metrics")
     s.add_argument("--model", help="ONNX model (default: the shipped model)")
+    s.add_argument("--precision", choices=["auto", "float", "int8"], help="the shipped model's (default auto: "
+                   "int8 where the CPU has VNNI); GET /v1/model says which ran and why")
     s.add_argument("--cors-origin", help="allow these browser origins, comma-separated (default: no CORS)")
     s.add_argument("--max-request-mb", type=float, help="request body limit (default 32)")
     s.add_argument("--max-files", type=int, help="files per request (default 64)")

@@ -27,7 +27,7 @@ from .settings import Settings
 class Engine:
     def __init__(self, settings: Settings, classifier: Classifier | None = None, metrics=None):
         self.settings = settings
-        self.classifier = classifier or Classifier(settings.model, threads=1)
+        self.classifier = classifier or Classifier(settings.model, threads=1, precision=settings.precision)
         self.detector = FaceDetector(threads=1)
         self.metrics = metrics
         self.pool: ThreadPoolExecutor | None = None
@@ -66,6 +66,8 @@ class Engine:
         return {"name": meta.get("name", path.stem), "labels": list(self.classifier.labels),
                 "input_size": {"width": self.classifier.pre.width, "height": self.classifier.pre.height},
                 "version": str(meta.get("version") or meta.get("exported") or "unknown"), "sha256": sha,
+                "file": path.name, "precision": self.classifier.precision,
+                "chosen_because": self.classifier.chosen_because,
                 "architecture": meta.get("architecture"), "validation": meta.get("validation", {}), "card": meta}
 
     def _classify(self, decoded: list[Decoded], detecting: bool) -> list[dict]:

@@ -36,7 +36,10 @@ class ModelOut(BaseModel):
     labels: list[str]
     input_size: dict[str, int]
     version: str
-    sha256: str
+    sha256: str = Field(description="of the file loaded (the int8 graph's own where int8 runs)")
+    file: str = Field(description="the model file's name")
+    precision: str = Field(description="float or int8")
+    chosen_because: str = Field(description="why this file: the precision asked for, or what auto saw in the CPU")
     architecture: str | None = None
     validation: dict = Field(description="validation figures embedded at export")
     card: dict = Field(description="every model-card fact embedded in the model (Classifier.meta)")

@@ -14,7 +14,8 @@ ENV_PREFIX = "FACEGENDER_"  # each field can be set as FACEGENDER_<FIELD> (e.g. 
 class Settings:
     host: str = "127.0.0.1"  # loopback: reachable from this machine only unless asked
     port: int = 8000
-    model: str | None = None  # ONNX model path; None = the shipped one
+    model: str | None = None  # ONNX model path; None = the shipped one, float or int8 by precision
+    precision: str = "auto"  # the shipped model's: auto (int8 where the CPU has VNNI), float or int8
     api_key: str | None = None  # when set, /v1/* and /metrics need X-API-Key or Authorization: Bearer
     cors_origins: list[str] = field(default_factory=list)  # empty = no CORS headers at all
     max_request_bytes: int = 32 * 1024 * 1024  # whole request body, multipart or JSON
