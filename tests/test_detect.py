@@ -13,7 +13,7 @@ from PIL import Image
 
 import facegender.api as fg
 from facegender.classifier import Classifier
-from facegender.faces.detect import FaceDetector, align
+from facegender.faces.detect import FaceDetector, align, prominence
 from facegender.faces.scrfd import input_size
 
 from .conftest import ROOT
@@ -62,8 +62,9 @@ def test_group_photo_lists_every_face(which, sure, request):
     _, results, details = request.getfixturevalue(which)
     faces = details["files"]["group.jpg"]["faces"]
     assert len(faces) == 6
-    areas = [(f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]) for f in faces]
-    assert areas == sorted(areas, reverse=True)  # largest first
+    w, h = Image.open(request.getfixturevalue("photos") / "group.jpg").size
+    ranks = prominence(np.array([f["box"] for f in faces]), w, h)
+    assert list(ranks) == sorted(ranks, reverse=True)  # the most prominent first
     for f in faces:
         assert len(f["landmarks"]) == 5 and f["detector_confidence"] > sure
         assert f["gender"] in ("male", "female") and 0.5 <= f["probability"] <= 1
@@ -109,7 +110,17 @@ def test_annotated_copies_are_written(run):
         assert img.size[0] > 100
 
 
-def test_max_faces_keeps_the_largest(photos):
+def test_the_face_in_the_middle_outranks_a_larger_one_at_the_edge():
+    """A group photo drawn as boxes: a bystander's large face at the edge, the subject's
+    smaller one in the middle, a small face near the middle and a big one off centre."""
+    w, h = 1000, 600
+    bystander, subject = [0, 100, 220, 380], [430, 180, 590, 380]  # 220x280 at the edge, 160x200 central
+    assert prominence(np.array([bystander, subject], float), w, h).argmax() == 1
+    tiny, big = [480, 280, 520, 320], [550, 150, 750, 400]  # 40x40 dead centre, 200x250 a little off
+    assert prominence(np.array([tiny, big], float), w, h).argmax() == 1
+
+
+def test_max_faces_keeps_the_most_prominent(photos):
     everything = fg.predict(photos / "group.jpg", detector=FaceDetector())["faces"]
     two = fg.predict(photos / "group.jpg", detector=FaceDetector(max_faces=2))["faces"]
     assert [f["box"] for f in two] == [f["box"] for f in everything[:2]]

@@ -78,3 +78,25 @@ def test_keep_split_keeps_earlier_sides_and_splits_new_sources_per_family(small_
     new_val = [r for r in after["val"] if r.source == "allagefaces"]
     assert len(new_val) == 20  # 20% of the new family's 100 images
     assert all(r.min_crop == 0.7 and r.age for r in new_val)  # its framing and ages are known
+
+
+def test_mtfl_is_split_by_blocks_of_aflw_ids_and_by_web_photo():
+    from facegender.training.prepare import AFLW_BLOCK, group_of, source_of
+    a, b = group_of("mtfl", "aflw_0003-image07098.webp", {}), group_of("mtfl", "aflw_0004-image07120.webp", {})
+    assert a == b == f"mtfl:aflw-{7098 // AFLW_BLOCK}"  # a burst of one person: one group
+    assert group_of("mtfl", "net_1002_0_0.webp", {}) == group_of("mtfl", "net_1002_1_0.webp", {}) != group_of("mtfl", "net_1003_0_0.webp", {})
+    assert group_of("celeba-64x64", "000002.jpg", {"celeba_identity": "17"}) == "celeba:17"
+    assert group_of("utkface", "x.jpg", {}) == "utkface:x.jpg"
+    assert source_of("mtfl", {"source": "aflw"}) == "mtfl-aflw" and source_of("utkface", {}) == "utkface"
+
+
+def test_a_padded_row_is_loaded_as_its_aligned_frame(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from facegender.manifest import Row, load_frame
+    a = np.random.default_rng(0).integers(0, 255, (160, 128, 3), dtype=np.uint8)
+    Image.fromarray(a).save(tmp_path / "f.png")
+    frame = np.asarray(load_frame(Row(path=str(tmp_path / "f.png"), label=1, pad="22,44,22,7")))
+    assert frame.shape == (211, 172, 3) and np.array_equal(frame[44:204, 22:150], a)
+    assert np.array_equal(frame[0, 22:150], a[0])  # edge-repeated, as MTFL's own padding is

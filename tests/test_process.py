@@ -47,8 +47,8 @@ def test_several_models_are_evaluated_from_one_decode_each(monkeypatch):
     from facegender.classifier import DEFAULT_INT8, DEFAULT_MODEL
     alone = [ev.evaluate(str(SAMPLE), str(m), limit=60)["_p"] for m in (DEFAULT_MODEL, DEFAULT_INT8)]
     decodes = []
-    real = ev.load_rgb
-    monkeypatch.setattr(ev, "load_rgb", lambda *a, **k: decodes.append(a) or real(*a, **k))
+    real = ev.load_frame
+    monkeypatch.setattr(ev, "load_frame", lambda *a, **k: decodes.append(a) or real(*a, **k))
     together = ev.evaluate_models(str(SAMPLE), [str(DEFAULT_MODEL), str(DEFAULT_INT8)], limit=60)
     assert len(decodes) == 60 and all(np.array_equal(r["_p"], p) for r, p in zip(together, alone))
     assert together[0]["model"] != together[1]["model"]

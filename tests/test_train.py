@@ -220,3 +220,40 @@ def test_shipped_recipe_is_valid_and_ends_in_the_shipped_model():
             if need:
                 assert need in made or str(Path(need).parent) in made, need
         made |= {s.get("out_dir"), s.get("out"), s.get("creates")}
+
+
+def test_wild_views_stay_in_shape_and_change_the_pixels():
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from facegender.training.data import wild_photo
+    face = Image.fromarray(np.random.default_rng(1).integers(40, 220, (96, 80, 3), dtype=np.uint8))
+    rng = random.Random(0)
+    views = [np.asarray(wild_photo(face, rng)) for _ in range(40)]
+    assert all(v.shape == (96, 80, 3) and v.dtype == np.uint8 for v in views)
+    changed = [np.abs(v.astype(int) - np.asarray(face)).mean() for v in views]
+    assert min(changed) > 1 and np.mean([v.mean() for v in views]) < np.asarray(face).mean()  # darker on average
+
+
+def test_group_dro_leans_towards_the_group_with_the_higher_loss():
+    import torch
+
+    from facegender.training.train import GroupDRO
+    dro = GroupDRO(["easy", "hard", "absent"], step=0.5)
+    losses, groups = torch.tensor([0.1, 0.1, 2.0, 2.0]), torch.tensor([0, 0, 1, 1])
+    for _ in range(5):
+        loss = dro.loss(losses, groups)
+    w = dro.weights()
+    assert w["hard"] > w["easy"]
+    assert 1.05 < loss.item() < 2.0  # above the plain mean (1.05), leaning towards the hard group
+    assert dro.q[2] < dro.q[0]  # an absent group neither counts nor grows
+
+
+def test_training_with_wild_views_and_group_dro_logs_the_group_weights(small_manifests, tmp_path):
+    summary = train(TrainConfig(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
+                                val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), epochs=1,
+                                batch_size=32, workers=0, limit=64, augment=0.5, wild=0.5, dro=0.01))
+    weights = summary["history"][0]["dro_weights"]
+    assert len(weights) >= 2 and abs(sum(weights.values()) - 1) < 0.01

@@ -23,7 +23,7 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     """Gender of one face image: a path, bytes, a PIL image or a uint8 array.
 
     With a `detector` (see `facegender.faces.detect`), the image may be any photo: the result
-    lists every face found, largest first.
+    lists every face found, the most prominent (size x centrality) first.
     """
     clf = load_model(model)
     arrays, faces, _ = model_inputs(image, clf.pre, detector)  # raises ImageError for a bad image

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     s.add_argument("--resume", action="store_true", help="keep the results already in --output; do the rest")
     s.add_argument("--detect", action="store_true", help="find faces in ordinary photos instead of taking face crops")
-    s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N largest faces (0 = all)")
+    s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N most prominent faces (size x centrality; 0 = all)")
     s.add_argument("--detector", choices=["scrfd", "mtcnn"], default="scrfd", help="with --detect: SCRFD-2.5G (default, "
                    "faster, finds more) or MTCNN")
     s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 24 "
@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
                        ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),
                        ("teacher", str), ("teacher_weight", float), ("ema", float), ("device", str),
-                       ("balance", float), ("hide", float), ("grey", float), ("occlude", float)]:
+                       ("balance", float), ("hide", float), ("grey", float), ("occlude", float),
+                       ("wild", float), ("dro", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.set_defaults(run=_train)
 
@@ -195,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "this of 0.5 as their mirror image too, and average (0 = never)")
     s.add_argument("--half-weights", action="store_true", help="store weights as float16 (half the file; "
                    "inference still runs in float32)")
-    s.add_argument("--calibrate", default="", metavar="MANIFEST", help="fit a temperature on these images' answers "
-                   "and divide the logits by it inside the graph (calibrated probabilities)")
+    s.add_argument("--calibrate", default="", metavar="MANIFEST", help="fit a temperature and a bias on these "
+                   "images' answers, every source x sex weighted alike, and apply them inside the graph (calibrated "
+                   "probabilities; the decision point that serves every source)")
     s.set_defaults(run=_export)
 
     s = sub.add_parser("average", help="average fine-tunes of one starting point into one checkpoint (a model soup)")

@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from . import manifest
 from .classifier import Classifier
-from .images import ImageError, load_rgb
-from .manifest import CLASSES
-from .metrics import classification_metrics
+from .images import ImageError
+from .manifest import CLASSES, load_frame
+from .metrics import best_threshold, classification_metrics
 from .results import write_json_atomic
 from .training import occlusion  # PIL only: no PyTorch
 
@@ -66,7 +66,7 @@ def predict_rows_with(rows, classifiers: list, crop: float = 1.0, batch: int = 2
     models of one input size."""
     def face(row, pre):
         try:
-            img = load_rgb(row.path)
+            img = load_frame(row)
             if occlude:
                 img = occlusion.occlude(img, row, occlude, random.Random(row.path))
             return pre.fit(img, crop, x_stretch=row.x_stretch)
@@ -106,6 +106,7 @@ def subgroups(rows, y, p) -> dict:
         "adult": lambda r: ("adult 18+" if int(r.age) >= 18 else "under 18") if r.age else None,
         "sex": lambda r: CLASSES[r.label],
         "source and sex": lambda r: f"{r.source} {CLASSES[r.label]}" if r.source else None,
+        "source, sex and age band": lambda r: f"{r.source} {CLASSES[r.label]} {age_band(r.age)}" if r.age else None,
     }
     out = {}
     for name, key in keys.items():
@@ -115,10 +116,44 @@ def subgroups(rows, y, p) -> dict:
             if g is not None:
                 groups.setdefault(g, []).append(i)
         if groups:
-            out[name] = {g: {k: v for k, v in classification_metrics(y[idx], p[idx]).items()
-                             if k in ("count", "accuracy", "balanced_accuracy", "recall")}
+            out[name] = {g: group_metrics(y[idx], p[idx], with_threshold=name in ("dataset", "source"))
                          for g, idx in sorted(groups.items())}
     return out
+
+
+def group_metrics(y, p, with_threshold: bool = False) -> dict:
+    """Accuracy and recalls; with `with_threshold` also the ranking (AUC) and the decision
+    point that would balance the group (metrics.best_threshold)."""
+    m = classification_metrics(y, p)
+    out = {k: m[k] for k in ("count", "accuracy", "balanced_accuracy", "recall")}
+    if with_threshold:
+        t, acc = best_threshold(y, p)
+        out.update(roc_auc=m["roc_auc"], best_threshold=t, balanced_accuracy_at_best=acc)
+    return out
+
+
+def worst_groups(subgroups: dict, min_count: int = 30) -> dict:
+    """The group with the lowest recall: among source x sex, and among source x sex x age
+    band cells of at least `min_count` faces (where ages are known)."""
+    out = {}
+    for name in ("source and sex", "source, sex and age band"):
+        cells = {g: m for g, m in subgroups.get(name, {}).items() if m["count"] >= min_count}
+        if cells:
+            g = min(cells, key=lambda c: cells[c]["accuracy"])  # one sex per cell: accuracy is its recall
+            out[name] = {"group": g, "count": cells[g]["count"], "recall": cells[g]["accuracy"]}
+    return out
+
+
+def source_balanced_threshold(rows, y, p) -> tuple[float, float]:
+    """The one threshold best for a pool in which every source counts the same and, within
+    it, both sexes: the decision point chosen for all kinds of photo, not for the largest."""
+    from collections import Counter
+
+    sizes = Counter((r.source, r.label) for r in rows)
+    per_sex = Counter(r.label for r in rows)
+    # weights within each sex: 1/size of its (source, sex) cell, so sources weigh alike
+    w = np.array([1.0 / sizes[(r.source, r.label)] for r in rows])
+    return best_threshold(y, p, w) if len(per_sex) == 2 else (float("nan"), float("nan"))
 
 
 def evaluate(data: str, model: str | None = None, crop: float = 1.0, limit: int = 0, occlude: str = "") -> dict:
@@ -135,8 +170,11 @@ def evaluate_models(data: str, models: list, crop: float = 1.0, limit: int = 0, 
         ok = ~np.isnan(p)
         kept = [r for r, k in zip(rows, ok) if k]
         y = np.array([r.label for r in kept])
+        groups = subgroups(kept, y, p[ok])
+        threshold, at = source_balanced_threshold(kept, y, p[ok])
         reports.append({"data": str(data), "model": str(clf.path), "crop": crop, "occlude": occlude or None, "failures": failures,
-                        "overall": classification_metrics(y, p[ok]), "subgroups": subgroups(kept, y, p[ok]),
+                        "overall": classification_metrics(y, p[ok]), "subgroups": groups, "worst": worst_groups(groups),
+                        "source_balanced_threshold": {"threshold": threshold, "balanced_accuracy": at},
                         "_y": y, "_p": p[ok]})
     return reports
 
@@ -186,6 +224,7 @@ def markdown(reports: list[dict]) -> str:
         (tn, fp), (fn, tp) = r["overall"]["confusion"]["rows_true_cols_pred"]
         lines.append(f"Confusion of `{model_name(r)}` (rows true male/female, columns predicted): "
                      f"[[{tn}, {fp}], [{fn}, {tp}]]  ")
+    lines += decision_points(reports, names)
     lines += ["", "![reliability](reliability.png)", "",
               "Subgroups: accuracy / balanced accuracy (mean of male and female recall) per model.", ""]
     for name, groups in first["subgroups"].items():
@@ -198,6 +237,26 @@ def markdown(reports: list[dict]) -> str:
             lines.append(f"| {g} | {m['count']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def decision_points(reports: list[dict], names: list[str]) -> list[str]:
+    """Per source: ranking (AUC) and the threshold that would balance it; the worst groups."""
+    first = reports[0]
+    lines = ["", "## Decision point per source", "",
+             "AUC / the threshold on P(female) that balances the source (0.5 is the model's) / balanced accuracy there.", "",
+             "| source | count | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for g, m in first["subgroups"].get("source", {}).items():
+        cells = [f"{o['roc_auc']:.4f} / {o['best_threshold']:.2f} / {o['balanced_accuracy_at_best']:.4f}"
+                 for o in (r["subgroups"]["source"][g] for r in reports)]
+        lines.append(f"| {g} | {m['count']} | " + " | ".join(cells) + " |")
+    pooled = [f"{r['source_balanced_threshold']['threshold']:.2f} (balanced {r['source_balanced_threshold']['balanced_accuracy']:.4f})"
+              for r in reports]
+    lines += ["| every source and sex weighted alike | | " + " | ".join(pooled) + " |", ""]
+    for name in ("source and sex", "source, sex and age band"):
+        if all(name in r["worst"] for r in reports):
+            cells = [f"{w['group']} ({w['count']}): {w['recall']:.4f}" for w in (r["worst"][name] for r in reports)]
+            lines.append(f"Worst {name} (recall): " + "; ".join(f"`{n}` {c}" for n, c in zip(names, cells)) + "  ")
+    return lines
 
 
 def evaluate_cli(a) -> int:

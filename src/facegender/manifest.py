@@ -24,9 +24,25 @@ class Row:
     min_crop: float = 0.85  # tightest centre crop (fraction) training may take of this framing
     age: str = ""  # years, where the source says (UTKFace)
     race: str = ""  # UTKFace race code, where the source says
+    pad: str = ""  # "left,top,right,bottom" pixels of border to add (edge-repeated) to reach the aligned frame
 
 
 COLUMNS = [f.name for f in fields(Row)]
+
+
+def load_frame(row: Row):
+    """The row's image as the aligned frame its framing describes: decoded (images.load_rgb)
+    and, for sources stored as a tighter window of that frame (MTFL), grown by `row.pad`."""
+    from .images import load_rgb
+
+    img = load_rgb(row.path)
+    if not row.pad:
+        return img
+    import numpy as np
+    from PIL import Image
+
+    left, top, right, bottom = (int(v) for v in row.pad.split(","))
+    return Image.fromarray(np.pad(np.asarray(img), ((top, bottom), (left, right), (0, 0)), mode="edge"))
 
 
 def write(path: str | os.PathLike, rows: list[Row]) -> None:
@@ -55,6 +71,7 @@ def read(path: str | os.PathLike) -> list[Row]:
                 path=os.path.normpath(base / d["path"]), label=int(d["label"]), source=d.get("source", ""),
                 group=d.get("group", ""), x_stretch=float(d.get("x_stretch") or 1.0),
                 min_crop=float(d.get("min_crop") or 0.85), age=d.get("age", ""), race=d.get("race", ""),
+                pad=d.get("pad", ""),
             ))
     return rows
 

@@ -60,3 +60,33 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict:
         "ece": ece,
         "calibration_bins": bins,
     }
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """The threshold on P(female) with the best balanced accuracy (female and male recall
+    weighted equally; `weights` per image, if given, within each sex), and that accuracy.
+    Where the models' ranking is good but this point is far from 0.5, the errors come from
+    where the decision is made, not from what the model sees."""
+    y, p = np.asarray(y, int), np.asarray(p, float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    if not ((y == 0).any() and (y == 1).any()):
+        return float("nan"), float("nan")
+    order = np.argsort(p, kind="mergesort")
+    p, y, w = p[order], y[order], w[order]
+    wf, wm = np.where(y == 1, w, 0.0), np.where(y == 0, w, 0.0)
+    # cutting before index i: images < i called male, >= i female
+    male_right = np.concatenate([[0.0], np.cumsum(wm)]) / wm.sum()
+    female_right = 1 - np.concatenate([[0.0], np.cumsum(wf)]) / wf.sum()
+    cut_ok = np.concatenate([[True], p[1:] > p[:-1], [True]])  # only between distinct values
+    score = np.where(cut_ok, (male_right + female_right) / 2, -1)
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    i = best[np.argmin([abs(_cut(p, k) - 0.5) for k in best])]  # among equals, the one nearest 0.5
+    return _cut(p, i), float(score[i])
+
+
+def _cut(sorted_p: np.ndarray, i: int) -> float:
+    if i == 0:
+        return float(sorted_p[0]) / 2
+    if i == len(sorted_p):
+        return (float(sorted_p[-1]) + 1) / 2
+    return (float(sorted_p[i - 1]) + float(sorted_p[i])) / 2

@@ -83,4 +83,4 @@ def record(labels, probs, faces) -> tuple[object, dict]:
     found = [{**one(p), **f.describe()} for p, f in zip(probs, faces)]
     if not found:
         return None, {"faces": [], "reason": "no face found"}
-    return found[0]["gender"], {"faces": found}  # faces come largest first
+    return found[0]["gender"], {"faces": found}  # faces come most prominent first (faces.detect.prominence)

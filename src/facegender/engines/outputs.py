@@ -32,7 +32,7 @@ def row_of(name: str, value, detail: dict) -> dict:
     row["path"] = name
     if "error" in detail:
         row["error"], row["message"] = detail["error"], detail.get("message")
-    elif "faces" in detail:  # detect mode: the largest face answers for the photo
+    elif "faces" in detail:  # detect mode: the most prominent face answers for the photo
         row["faces"] = json.dumps(detail["faces"])
         row["message"] = detail.get("reason")
         if detail["faces"]:

@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, classifier=None) -> FastAPI:
               responses=ERRORS, dependencies=[Depends(require_key)], tags=["classify"])
     async def classify(request: Request,
                        detect: bool = Query(False, description="ordinary photos: find every face (process --detect)"),
-                       max_faces: int | None = Query(None, ge=0, le=10_000, description="with detect: the N largest faces (0 = all)")):
+                       max_faces: int | None = Query(None, ge=0, le=10_000, description="with detect: the N most prominent faces (0 = all)")):
         """One record per file, in order, with the fields of `process --details`. A bad image is
         that file's `error`; a request bad as a whole gets a 4xx with `detail`."""
         async def answer():

@@ -15,7 +15,7 @@ class FaceOut(BaseModel):
 
 class FileResult(BaseModel):
     """The file's record in `process --details`, plus `file`: crop mode fills gender,
-    probability, p_female; detect mode fills faces (largest first, and reason when empty);
+    probability, p_female; detect mode fills faces (most prominent first, and reason when empty);
     a file that could not be read fills error (reason code) and message."""
     file: str | None = Field(description="the part's filename (or the JSON image's name)")
     gender: str | None = None

@@ -15,8 +15,7 @@ from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
 from . import occlusion
-from ..images import load_rgb
-from ..manifest import Row
+from ..manifest import Row, load_frame
 from ..preprocess import Preprocess
 
 
@@ -31,13 +30,40 @@ def extend(img: Image.Image, factor: float) -> Image.Image:
     return Image.fromarray(np.pad(a, ((dy, dy), (dx, dx), (0, 0)), mode="edge"))
 
 
+def wild_photo(out: Image.Image, rng: random.Random) -> Image.Image:
+    """One or two of the ways an ordinary snapshot differs from a celebrity portrait: camera
+    shake, a dark noisy exposure, a colour cast, heavy JPEG. MTFL's and the hidden Flickr
+    set's faces look like this; CelebA's almost never do."""
+    a = np.asarray(out, dtype=np.float32)
+    for kind in rng.sample(("shake", "dark", "cast", "jpeg"), rng.choice((1, 1, 2))):
+        if kind == "shake":  # motion blur: the mean of copies shifted along one direction
+            k, angle = rng.randint(3, 7), rng.uniform(0, np.pi)
+            steps = np.linspace(-(k - 1) / 2, (k - 1) / 2, k)
+            a = np.mean([np.roll(a, (round(t * np.sin(angle)), round(t * np.cos(angle))), (0, 1)) for t in steps], axis=0)
+        elif kind == "dark":  # under-exposed: gamma down, then sensor noise that the darkness makes visible
+            a = 255 * (a / 255) ** rng.uniform(1.4, 2.6) * rng.uniform(0.5, 0.9)
+            a = a + np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(3, 12), a.shape)
+        elif kind == "cast":  # tungsten, shade or screen light: a gain per channel
+            a = a * np.array([rng.uniform(0.75, 1.25) for _ in range(3)], np.float32)
+        else:
+            a = np.asarray(_jpeg(Image.fromarray(a.clip(0, 255).astype(np.uint8)), rng.randint(6, 25)), np.float32)
+    return Image.fromarray(a.clip(0, 255).astype(np.uint8))
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(buf).convert("RGB")
+
+
 def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0, hide: float = 0.0,
-            occlude: float = 0.0) -> np.ndarray:
+            occlude: float = 0.0, wild: float = 0.0) -> np.ndarray:
     """A random view of the face, in the model's input geometry (uint8 HxWx3).
 
     `strength` scales how often the degradations happen; crop tightness always varies.
     `hide` is the share of views whose hair and background are hidden, `occlude` the share
-    with sunglasses, a cap or a mask drawn on (`occlusion`).
+    with sunglasses, a cap or a mask drawn on (`occlusion`), `wild` the share degraded as
+    snapshots are (`wild_photo`).
     """
     if random.random() < hide:
         img = occlusion.hide_surroundings(img, row)
@@ -59,47 +85,56 @@ def augment(img: Image.Image, row: Row, pre: Preprocess, strength: float = 1.0, 
     if random.random() < 0.1 * strength:
         out = out.filter(ImageFilter.GaussianBlur(random.uniform(0.3, 1.2)))
     if random.random() < 0.25 * strength:
-        buf = io.BytesIO()
-        out.save(buf, "JPEG", quality=random.randint(25, 90))
-        out = Image.open(buf).convert("RGB")
+        out = _jpeg(out, random.randint(25, 90))
+    if random.random() < wild:
+        out = wild_photo(out, random)
     if random.random() < 0.5:
         out = out.transpose(Image.FLIP_LEFT_RIGHT)
     return np.asarray(out, dtype=np.uint8)
 
 
 class FaceDataset(Dataset):
-    """Items are (uint8 3xHxW tensor, label, target P(female)): augmented views when
+    """Items are (uint8 3xHxW tensor, label, target P(female), group): augmented views when
     `augment` > 0 (its strength), else the centre crop of fraction `crop`. The target is
-    the label unless `targets` (e.g. a teacher's soft answers) are given."""
+    the label unless `targets` (e.g. a teacher's soft answers) are given; the group is the
+    row's index in `groups` (train's worst-group objective), 0 without them."""
 
     def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None,
-                 hide: float = 0.0, occlude: float = 0.0):
+                 hide: float = 0.0, occlude: float = 0.0, wild: float = 0.0, groups=None):
         self.rows, self.pre, self.augment, self.crop, self.targets = rows, pre, augment, crop, targets
-        self.hide, self.occlude = hide, occlude
+        self.hide, self.occlude, self.wild, self.groups = hide, occlude, wild, groups
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int):
         row = self.rows[i]
-        img = load_rgb(row.path)
-        arr = augment(img, row, self.pre, self.augment, self.hide, self.occlude) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        img = load_frame(row)
+        arr = augment(img, row, self.pre, self.augment, self.hide, self.occlude, self.wild) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
         target = float(row.label if self.targets is None else self.targets[i])
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target
+        group = 0 if self.groups is None else int(self.groups[i])
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target, group
+
+
+def _band(age: str) -> str:  # coarser than evaluate's bands: fewer, larger cells (as stage 4b ran)
+    a = int(age) if age else None
+    return "?" if a is None else "child" if a < 13 else "teen" if a < 18 else "adult" if a < 60 else "60+"
+
+
+def cell_of(row: Row) -> tuple[str, int, str]:
+    """The kind of face a row is, for balancing: data-set family x sex x age band."""
+    from .prepare import family
+
+    return family(row.group), row.label, _band(row.age)
 
 
 def balance_weights(rows: list[Row], power: float) -> np.ndarray:
-    """Sampling weight per row: 1 / (size of its cell) ** power, cells being data-set family x
-    sex x age band. 0 keeps the data's natural mix; 1 draws every cell equally often. CelebA
+    """Sampling weight per row: 1 / (size of its cell) ** power, cells as in `cell_of`.
+    0 keeps the data's natural mix; 1 draws every cell equally often. CelebA
     (adult celebrities, 58% women) would otherwise outvote the everyday and older faces."""
     from collections import Counter
 
-    from .prepare import family
-
-    def band(age: str) -> str:  # coarser than evaluate's bands: fewer, larger cells (as stage 4b ran)
-        a = int(age) if age else None
-        return "?" if a is None else "child" if a < 13 else "teen" if a < 18 else "adult" if a < 60 else "60+"
-    cells = [(family(r.group), r.label, band(r.age)) for r in rows]
+    cells = [cell_of(r) for r in rows]
     sizes = Counter(cells)
     w = np.array([sizes[c] ** -power for c in cells])
     return w / w.mean()

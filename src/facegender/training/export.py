@@ -19,17 +19,20 @@ from ..manifest import CLASSES
 
 
 class Tempered(torch.nn.Module):
-    """Probabilities tempered by a temperature fitted on validation (`fit_temperature`), so
-    that a probability of 0.9 is right about 9 times in 10: softmax(log p / T), which for a
-    plain answer is softmax(logits / T). It works on the final answer, after any mirror pass,
-    so which faces get a mirror pass and every label stay as they were."""
+    """Probabilities tempered by a temperature and shifted by a bias fitted on validation
+    (`fit_calibration`): softmax(log p / T + (0, b)), which for a plain answer is
+    softmax(logits / T) with b added to the female log-odds. T makes a probability of 0.9
+    right about 9 times in 10; b moves the decision point to the one that serves every
+    source alike. It works on the final answer, after any mirror pass, so which faces get a
+    mirror pass stays as it was."""
 
-    def __init__(self, answers: torch.nn.Module, temperature: float):
+    def __init__(self, answers: torch.nn.Module, temperature: float, bias: float = 0.0):
         super().__init__()
         self.answers, self.temperature = answers, temperature
+        self.register_buffer("shift", torch.tensor([0.0, bias]))
 
     def forward(self, x):
-        return torch.softmax(torch.log(self.answers(x).clamp_min(1e-12)) / self.temperature, dim=1)
+        return torch.softmax(torch.log(self.answers(x).clamp_min(1e-12)) / self.temperature + self.shift, dim=1)
 
 
 class WithSoftmax(torch.nn.Module):
@@ -91,9 +94,12 @@ def store_weights_as_float16(model) -> None:
     graph.node.extend(nodes)
 
 
-def fit_temperature(model_path: str, manifest_path: str) -> tuple[float, float, float]:
-    """The temperature T minimising the log loss of sigmoid(z / T) on a manifest's images,
-    z being the exported model's log-odds; returns (T, ECE before, ECE after)."""
+def fit_calibration(model_path: str, manifest_path: str) -> dict:
+    """The temperature T and bias b minimising the log loss of sigmoid(z / T + b) on a
+    manifest's images (z: the exported model's log-odds), every source x sex cell weighted
+    alike, so the largest source does not set the decision point for all (weighted Platt
+    scaling, by Newton's method). Returns T, b, the P(female) threshold b amounts to on the
+    uncalibrated answers, and the ECE before and after."""
     from .. import manifest
     from ..classifier import Classifier
     from ..evaluate import predict_rows
@@ -106,17 +112,24 @@ def fit_temperature(model_path: str, manifest_path: str) -> tuple[float, float, 
     y = np.array([r.label for r in rows], float)
     q = np.clip(p, 1e-7, 1 - 1e-7)
     z = np.log(q / (1 - q))
-
-    def loss(t):
-        s = 1 / (1 + np.exp(-z / t))
-        return -(y * np.log(s + 1e-12) + (1 - y) * np.log(1 - s + 1e-12)).mean()
-    lo, hi = 0.05, 5.0  # golden-section search: the log loss is unimodal in T
-    g = (5 ** 0.5 - 1) / 2
-    for _ in range(60):
-        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-        lo, hi = (lo, b) if loss(a) < loss(b) else (a, hi)
-    t = (lo + hi) / 2
-    return t, calibration(y.astype(int), p)[0], calibration(y.astype(int), 1 / (1 + np.exp(-z / t)))[0]
+    cells = [(r.source, r.label) for r in rows]
+    size = {c: cells.count(c) for c in set(cells)}
+    w = np.array([1.0 / size[c] for c in cells])
+    w *= len(w) / w.sum()
+    theta = np.array([1.0, 0.0])  # (1/T, b)
+    features = np.stack([z, np.ones_like(z)], 1)
+    for _ in range(50):
+        s = 1 / (1 + np.exp(-features @ theta))
+        grad = features.T @ (w * (s - y))
+        hess = (features * (w * s * (1 - s))[:, None]).T @ features + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    a, b = theta
+    after = 1 / (1 + np.exp(-(a * z + b)))
+    return {"temperature": float(1 / a), "bias": float(b), "threshold_before": float(1 / (1 + np.exp(b / a))),
+            "ece_before": calibration(y.astype(int), p)[0], "ece_after": calibration(y.astype(int), after)[0]}
 
 
 def export(checkpoint: str, out: str, card: dict | None = None, mirror_margin: float = 0.0,
@@ -124,26 +137,28 @@ def export(checkpoint: str, out: str, card: dict | None = None, mirror_margin: f
     """Write `out` (.onnx) and `out.sha256`; returns the metadata written. With
     `mirror_margin` > 0 the graph is `MirrorWhenUnsure`; with `half_weights` the file stores
     its weights as float16 (`store_weights_as_float16`); with `calibrate` (a manifest) the
-    answers are tempered by the temperature fitted on its images (`Tempered`, `fit_temperature`)."""
-    temperature = None
-    if calibrate:  # export once as is (aside), fit T on what that graph answers, then export with T inside
+    answers are tempered and shifted by what is fitted on its images (`Tempered`, `fit_calibration`)."""
+    fit = None
+    if calibrate:  # export once as is (aside), fit T and b on what that graph answers, then export with them inside
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
             plain = str(Path(tmp) / "uncalibrated.onnx")
             export(checkpoint, plain, card, mirror_margin, half_weights)
-            temperature, ece_before, ece_after = fit_temperature(plain, calibrate)
-        card = {**(card or {}), "calibrated_on": str(calibrate),
-                "ece_on_calibration_set": {"before": round(ece_before, 4), "after": round(ece_after, 4)}}
-        print(f"temperature {temperature:.4f} fitted on {calibrate}: ECE {ece_before:.4f} -> {ece_after:.4f}")
-    return _export(checkpoint, out, card, mirror_margin, half_weights, temperature)
+            fit = fit_calibration(plain, calibrate)
+        card = {**(card or {}), "calibrated_on": str(calibrate), "calibration": "temperature and bias, every source x sex alike",
+                "decision_threshold_before_calibration": round(fit["threshold_before"], 4),
+                "ece_on_calibration_set": {"before": round(fit["ece_before"], 4), "after": round(fit["ece_after"], 4)}}
+        print(f"temperature {fit['temperature']:.4f}, bias {fit['bias']:+.4f} (the uncalibrated answers' threshold "
+              f"{fit['threshold_before']:.3f}) fitted on {calibrate}: ECE {fit['ece_before']:.4f} -> {fit['ece_after']:.4f}")
+    return _export(checkpoint, out, card, mirror_margin, half_weights, fit)
 
 
-def _export(checkpoint, out, card, mirror_margin, half_weights, temperature) -> dict:
+def _export(checkpoint, out, card, mirror_margin, half_weights, fit) -> dict:
     import onnx
 
     net, ckpt = load_checkpoint(checkpoint)
     wrapped = MirrorWhenUnsure(net, mirror_margin) if mirror_margin > 0 else WithSoftmax(net)
-    wrapped = (Tempered(wrapped, temperature) if temperature else wrapped).eval()
+    wrapped = (Tempered(wrapped, fit["temperature"], fit["bias"]) if fit else wrapped).eval()
     dummy = torch.zeros(1, 3, ckpt["height"], ckpt["width"])
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +170,7 @@ def _export(checkpoint, out, card, mirror_margin, half_weights, temperature) -> 
         "mean": list(ckpt["mean"]), "std": list(ckpt["std"]), "architecture": ckpt["model_name"],
         "input": "RGB float32 Nx3xHxW, (x/255 - mean)/std; face box cut from the centre keeping aspect",
         "checkpoint_epoch": ckpt.get("epoch"), "checkpoint_val_acc": ckpt.get("val_acc"),
-        "mirror_margin": mirror_margin, "temperature": temperature, "weights_stored_as": "float16" if half_weights else "float32",
+        "mirror_margin": mirror_margin, "temperature": fit and fit["temperature"], "bias": fit and fit["bias"], "weights_stored_as": "float16" if half_weights else "float32",
         "exported": datetime.date.today().isoformat(), **(card or {}),
     }
     model = onnx.load(str(tmp))

@@ -45,11 +45,11 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
     from .. import manifest
     from ..classifier import Classifier
     from .export import write_checksum
-    from ..images import load_rgb
+    from ..manifest import load_frame
 
     clf = Classifier(model_in)
     rows = random.Random(seed).sample(manifest.read(calibration_manifest), images)
-    faces = np.stack([clf.pre.fit(load_rgb(r.path), random.Random(i).uniform(r.min_crop, 1.0), x_stretch=r.x_stretch)
+    faces = np.stack([clf.pre.fit(load_frame(r), random.Random(i).uniform(r.min_crop, 1.0), x_stretch=r.x_stretch)
                       for i, r in enumerate(rows)])
 
     class Reader(CalibrationDataReader):

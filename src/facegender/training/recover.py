@@ -88,7 +88,7 @@ def checkpoint_from_onnx(path: str, rows, images: int = 2048, seed: int = 0) -> 
         s[2] += x.numel() // x.shape[1]
     hooks = [bn.register_forward_hook(measure) for _, bn in pairs]
     with torch.no_grad():
-        for x, _, _ in torch.utils.data.DataLoader(FaceDataset(sample, pre), batch_size=128):
+        for x, *_ in torch.utils.data.DataLoader(FaceDataset(sample, pre), batch_size=128):
             net(to_model_input(x, pre))
         for h in hooks:
             h.remove()

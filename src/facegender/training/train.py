@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import distributed, models
 from .. import manifest
-from .data import FaceDataset, balance_weights, to_model_input
+from .data import FaceDataset, balance_weights, cell_of, to_model_input
 from ..preprocess import Preprocess
 
 
@@ -50,6 +50,8 @@ class TrainConfig:
     hide: float = 0.0  # share of training views with hair and background blurred or flattened (occlusion.hide_surroundings)
     occlude: float = 0.0  # share of training views with sunglasses, a cap or a mask drawn on (occlusion.occlude)
     grey: float = 0.05  # share (x augment) of training views made grey
+    wild: float = 0.0  # share of training views degraded as snapshots are: shake, dark and noisy, colour cast, heavy JPEG
+    dro: float = 0.0  # step size of group DRO over family x sex (0: off): the loss leans towards the group doing worst
     ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
@@ -100,12 +102,37 @@ def teacher_targets(cfg: TrainConfig, rows) -> np.ndarray:
     return ((1 - cfg.teacher_weight) * labels + cfg.teacher_weight * p).astype(np.float32)
 
 
-def soft_cross_entropy(logits: torch.Tensor, p_female: torch.Tensor, smoothing: float) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, p_female: torch.Tensor, smoothing: float, reduce: bool = True) -> torch.Tensor:
     """Cross-entropy against target probabilities (male, female); with hard 0/1 targets this
-    is torch's cross_entropy with label smoothing."""
+    is torch's cross_entropy with label smoothing. `reduce=False`: one loss per image."""
     p = p_female.float() * (1 - smoothing) + smoothing / 2
     target = torch.stack([1 - p, p], dim=1)
-    return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
+    losses = -(target * torch.log_softmax(logits, dim=1)).sum(1)
+    return losses.mean() if reduce else losses
+
+
+class GroupDRO:
+    """Online group DRO (Sagawa et al. 2020): a weight per group, raised exponentially by the
+    group's loss at each step, so training minimises the worst group's loss rather than the
+    mean, and the decision point cannot drift towards the majority's. Groups absent from a
+    batch neither count nor move."""
+
+    def __init__(self, names: list[str], step: float):
+        self.names, self.step = names, step
+        self.q = torch.full((len(names),), 1.0 / len(names))
+
+    def loss(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        n = len(self.names)
+        count = torch.bincount(groups, minlength=n).float()
+        mean = torch.zeros(n, device=losses.device).index_add_(0, groups, losses) / count.clamp(min=1).to(losses.device)
+        present = count > 0
+        self.q[present] *= torch.exp(self.step * mean.detach().cpu()[present])
+        self.q /= self.q.sum()
+        q = self.q.to(losses.device) * present.to(losses.device)
+        return (q * mean).sum() / q.sum()
+
+    def weights(self) -> dict[str, float]:
+        return {name: round(float(w), 4) for name, w in zip(self.names, self.q)}
 
 
 @torch.no_grad()
@@ -113,7 +140,7 @@ def evaluate(model, loader, pre: Preprocess, desc: str = "val", device="cpu") ->
     """Mean cross-entropy and accuracy over a loader."""
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
-    for x, y, _ in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+    for x, y, *_ in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
         y = y.to(device)
         logits = model(to_model_input(x, pre).to(device))
         loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
@@ -165,8 +192,13 @@ def train(cfg: TrainConfig) -> dict:
         targets = teacher_targets(cfg, train_rows)
     loader_args = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
                        pin_memory=device.type == "cuda")
+    dro, groups = None, None
+    if cfg.dro:
+        cells = [f"{cell_of(r)[0]}-{manifest.CLASSES[r.label]}" for r in train_rows]
+        names = sorted(set(cells))
+        dro, groups = GroupDRO(names, cfg.dro), np.array([names.index(c) for c in cells])
     train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide,
-                            occlude=cfg.occlude)
+                            occlude=cfg.occlude, wild=cfg.wild, groups=groups)
     order = dict(shuffle=True)
     if place.world > 1:  # each process its own share of every epoch
         if cfg.balance:
@@ -219,6 +251,8 @@ def train(cfg: TrainConfig) -> dict:
         scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
         start_epoch, best_acc, best_epoch, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["best_epoch"], ckpt["history"]
+        if dro is not None and "dro_q" in ckpt:
+            dro.q = ckpt["dro_q"]
         if place.main:
             print(f"resuming after epoch {ckpt['epoch']} (best val acc {best_acc:.4f})")
     if place.main:
@@ -237,12 +271,15 @@ def train(cfg: TrainConfig) -> dict:
             train_loader.sampler.set_epoch(epoch)
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True, disable=not place.main)
-        for x, y, target in bar:
+        for x, y, target, group in bar:
             x = to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment), cfg.grey).to(device, non_blocking=True)
             y, target = y.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=place.amp):
                 logits = model(x)
-            loss = soft_cross_entropy(logits.float(), target, cfg.label_smoothing)
+            if dro is None:
+                loss = soft_cross_entropy(logits.float(), target, cfg.label_smoothing)
+            else:
+                loss = dro.loss(soft_cross_entropy(logits.float(), target, cfg.label_smoothing, reduce=False), group.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -261,7 +298,7 @@ def train(cfg: TrainConfig) -> dict:
         val_loss, val_acc = evaluate(kept, val_loader, pre, device=device)
         row = dict(epoch=epoch, train_loss=round(loss_sum / max(n, 1), 5), train_acc=round(correct / max(n, 1), 5),
                    val_loss=round(val_loss, 5), val_acc=round(val_acc, 5), lr=scheduler.get_last_lr()[0],
-                   seconds=round(time.time() - t0, 1))
+                   seconds=round(time.time() - t0, 1), **({"dro_weights": dro.weights()} if dro else {}))
         history.append(row)
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         with open(out / "log.csv", "w", newline="") as f:
@@ -277,7 +314,8 @@ def train(cfg: TrainConfig) -> dict:
         torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
                     "history": history, **meta,
-                    **({"averaged": averaged.state_dict()} if averaged is not None else {})}, out / "last.pt.tmp")
+                    **({"averaged": averaged.state_dict()} if averaged is not None else {}),
+                    **({"dro_q": dro.q} if dro is not None else {})}, out / "last.pt.tmp")
         os.replace(out / "last.pt.tmp", out / "last.pt")
         best_epoch = distributed.share(place, best_epoch)
 
