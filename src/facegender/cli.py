@@ -104,8 +104,8 @@ def _serve(a) -> int:
 def _quantize(a) -> int:
     from .training.quantize import quantize
 
-    meta = quantize(a.model, a.out, a.calibration, a.images)
-    print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration")}, indent=2))
+    meta = quantize(a.model, a.out, a.calibration, a.images, everything=a.everything)
+    print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration", "int8_float_nodes")}, indent=2))
     return 0
 
 
@@ -221,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--out", required=True, help="e.g. src/facegender/weights/facegender-default.int8.onnx")
     s.add_argument("--calibration", default="manifests/train.csv", help="manifest of faces to calibrate on")
-    s.add_argument("--images", type=int, default=1024, help="calibration faces (seeded sample)")
+    s.add_argument("--images", type=int, default=1024, help="calibration faces (seeded sample, even over sources)")
+    s.add_argument("--everything", action="store_true", help="every convolution int8, depthwise and fine-resolution "
+                   "ones too (default: those stay float, where int8 moved the most answers)")
     s.set_defaults(run=_quantize)
 
     s = sub.add_parser("serve", help="HTTP service: POST /v1/classify, web page at /, docs at /docs (extra `serve`)",

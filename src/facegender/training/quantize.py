@@ -23,10 +23,12 @@ import numpy as np
 FLOAT_FROM = 8  # convolutions at 1/8 of the input's resolution or finer stay float
 
 
-def kept_float(model) -> list[str]:
-    """Names of the convolutions left in float (see above)."""
+def kept_float(model, everything: bool = False) -> list[str]:
+    """Names of the convolutions left in float (see above); none with `everything`."""
     import onnx
 
+    if everything:
+        return []
     graph = onnx.shape_inference.infer_shapes(model).graph
     height = graph.input[0].type.tensor_type.shape.dim[2].dim_value  # exported models have a fixed input size
     heights = {v.name: v.type.tensor_type.shape.dim[2].dim_value for v in graph.value_info if len(v.type.tensor_type.shape.dim) == 4}
@@ -37,7 +39,25 @@ def kept_float(model) -> list[str]:
             if n.op_type == "Conv" and (group(n) > 1 or heights.get(n.output[0], 0) * FLOAT_FROM >= height)]
 
 
-def quantize(model_in: str, model_out: str, calibration_manifest: str, images: int = 1024, seed: int = 0) -> dict:
+def calibration_rows(rows, images: int, seed: int = 0):
+    """`images` rows drawn evenly over the sources (as many of each as it has, up to its
+    share), so the activation ranges are those of every kind of face, not CelebA's alone."""
+    rng = random.Random(seed)
+    by_source: dict = {}
+    for r in rows:
+        by_source.setdefault(r.source, []).append(r)
+    picked, left = [], images
+    for i, (_, members) in enumerate(sorted(by_source.items(), key=lambda kv: len(kv[1]))):
+        take = min(len(members), left // (len(by_source) - i))
+        picked += rng.sample(members, take)
+        left -= take
+    return picked
+
+
+def quantize(model_in: str, model_out: str, calibration_manifest: str, images: int = 1024, seed: int = 0,
+             everything: bool = False) -> dict:
+    """The int8 copy of `model_in`; `everything`: every convolution int8, depthwise and the
+    fine-resolution ones too (faster; `evaluate` shows what it costs)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -48,7 +68,7 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
     from ..manifest import load_frame
 
     clf = Classifier(model_in)
-    rows = random.Random(seed).sample(manifest.read(calibration_manifest), images)
+    rows = calibration_rows(manifest.read(calibration_manifest), images, seed)
     faces = np.stack([clf.pre.fit(load_frame(r), random.Random(i).uniform(r.min_crop, 1.0), x_stretch=r.x_stretch)
                       for i, r in enumerate(rows)])
 
@@ -64,9 +84,10 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
         quant_pre_process(model_in, prepared)
         quantize_static(prepared, str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
-                        nodes_to_exclude=kept_float(onnx.load(prepared)))
+                        nodes_to_exclude=kept_float(onnx.load(prepared), everything))
         model = onnx.load(str(Path(tmp) / "q.onnx"))
-    meta = {**clf.meta, "int8": True, "int8_calibration": f"{images} faces from {Path(calibration_manifest).name}"}
+    meta = {**clf.meta, "int8": True, "int8_calibration": f"{len(rows)} faces from {Path(calibration_manifest).name}, even over sources",
+            "int8_float_nodes": "none" if everything else "depthwise convolutions and those at 1/8 of the input resolution or finer"}
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = "facegender", json.dumps(meta)
