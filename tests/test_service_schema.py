@@ -26,7 +26,7 @@ def operations(schema) -> dict:
 
 
 def test_schema_lists_the_contract(api_schema):
-    assert set(operations(api_schema)) == {"GET /healthz", "POST /v1/classify", "GET /v1/model", "GET /metrics"}
+    assert set(operations(api_schema)) == {"GET /healthz", "GET /readyz", "POST /v1/classify", "GET /v1/model", "GET /metrics"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])

@@ -98,7 +98,8 @@ def _serve(a) -> int:
                                    cors_origins=a.cors_origin,
                                    max_request_bytes=a.max_request_mb and int(a.max_request_mb * 2**20),
                                    max_files=a.max_files, max_pixels=a.max_pixels, request_timeout=a.timeout,
-                                   workers=a.workers))
+                                   workers=a.workers, max_in_flight=a.max_in_flight,
+                                   header_timeout=a.header_timeout, body_timeout=a.body_timeout))
 
 
 def _quantize(a) -> int:
@@ -240,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-pixels", type=int, help="pixels per image (default and maximum: process's 40,000,000)")
     s.add_argument("--timeout", type=float, help="seconds per request (default 30)")
     s.add_argument("--workers", type=int, help="decode/classify threads (default: one per core)")
+    s.add_argument("--max-in-flight", type=int, help="classify requests at once; beyond, 503 + Retry-After (default 32)")
+    s.add_argument("--header-timeout", type=float, help="seconds for a request's head, else dropped (default 10)")
+    s.add_argument("--body-timeout", type=float, help="seconds for each 16 KB of a body, else dropped (default 10)")
     s.set_defaults(run=_serve)
     return p
 

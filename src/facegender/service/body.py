@@ -1,24 +1,31 @@
 """Request bodies -> [(file name, bytes)], in memory, capped, with a clear 4xx when bad as a whole.
 
 Starlette's form parser spools large parts to temporary files; uploads here never touch the
-disk: the body is read into memory (refused with 413 as soon as it passes the byte limit) and
-split with python-multipart's streaming `MultipartParser` into in-memory parts. Nothing a
-client sends (file names included) is ever used as a file-system path.
+disk. A multipart body is parsed as it streams in (python-multipart's `MultipartParser`): each
+part named `files` is written once into an `io.BytesIO`, whose `getvalue()` hands over its own
+buffer as `bytes` when the part ends (no second copy), other parts are dropped, and the request is refused with
+413 as soon as it passes the byte limit. So a multipart request holds about 1x its body,
+never a second full copy (the memory bound of docs/service.md). A JSON body is read whole
+(base64 must be decoded) and is charged 3x by admission.py. Nothing a client sends (file
+names included) is ever used as a file-system path.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 FIELD = "files"  # multipart parts carrying images
 UNSUPPORTED = ("send multipart/form-data with one or more parts named 'files', "
                "or application/json {\"images\": [{\"name\": ..., \"data\": base64}]}")
+NO_NAME = ""  # the `file` of a part sent without a filename (every result has a `file`)
 
 
 class ImageIn(BaseModel):
@@ -30,18 +37,33 @@ class ImagesIn(BaseModel):
     images: list[ImageIn] = Field(min_length=1)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it is over `limit` bytes (before reading it all)."""
+def _declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body of {int(declared):,} bytes is over the limit of {limit:,}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body is over the limit of {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+
+async def _chunks(request: Request, limit: int):
+    """The body's chunks as they arrive; 413 as soon as they pass `limit`, 408 if the client
+    goes away first (for instance dropped by the connection's body deadline)."""
+    _declared_length(request, limit)
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"request body is over the limit of {limit:,} bytes")
+            yield chunk
+    except ClientDisconnect:
+        raise HTTPException(408, "the connection closed before the whole body arrived")
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body in one buffer, or 413 as soon as it is over `limit` bytes."""
+    body = bytearray()
+    async for chunk in _chunks(request, limit):
+        body += chunk
+    return body
 
 
 def media_type(request: Request) -> tuple[str, dict]:
@@ -54,52 +76,70 @@ def _too_many(n: int, max_files: int) -> None:
         raise HTTPException(413, f"{n} files in one request is over the limit of {max_files}")
 
 
-def parse_multipart(body: bytes, params: dict, max_files: int) -> list[tuple[str | None, bytes]]:
-    """The parts named `files`, in order: (filename, content). Other parts are ignored."""
+class _Parts:
+    """MultipartParser callbacks that keep the `files` parts, each copied once."""
+
+    def __init__(self, max_files: int):
+        self.max_files = max_files
+        self.files: list[tuple[str, bytes]] = []
+        self.headers: dict[bytes, bytes] = {}
+        self.field, self.value = b"", b""
+        self.name: str | None = None
+        self.data: io.BytesIO | None = None  # the part being read, when it is a `files` part
+
+    def callbacks(self) -> dict:
+        return {"on_part_begin": self.begin, "on_header_field": self.header_field, "on_header_value": self.header_value,
+                "on_header_end": self.header_end, "on_headers_finished": self.headers_done,
+                "on_part_data": self.part_data, "on_part_end": self.part_end}
+
+    def begin(self):
+        self.headers, self.data = {}, None
+
+    def header_field(self, data, start, end):
+        self.field += data[start:end]
+
+    def header_value(self, data, start, end):
+        self.value += data[start:end]
+
+    def header_end(self):
+        self.headers[self.field.lower()] = self.value
+        self.field = self.value = b""
+
+    def headers_done(self):
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        if options.get(b"name") != FIELD.encode():
+            return  # another field: its data is not kept
+        _too_many(len(self.files) + 1, self.max_files)
+        name = options.get(b"filename")
+        self.name = name.decode("utf-8", "replace") if name is not None else NO_NAME
+        self.data = io.BytesIO()
+
+    def part_data(self, data, start, end):
+        if self.data is not None:
+            self.data.write(memoryview(data)[start:end])
+
+    def part_end(self):
+        if self.data is not None:
+            data, self.data = self.data, None
+            self.files.append((self.name, data.getvalue()))  # its buffer, not a copy: `data` is dropped
+
+
+async def read_multipart(request: Request, params: dict, limit: int, max_files: int) -> list[tuple[str, bytes]]:
+    """The parts named `files`, in order, parsed as the body streams in: (filename, content)."""
     boundary = params.get(b"boundary")
     if not boundary:
         raise HTTPException(422, "multipart/form-data without a boundary parameter")
-    parts: list[dict] = []
-    state = {"field": b"", "value": b""}
-
-    def begin():
-        parts.append({"headers": {}, "data": bytearray(), "done": False})
-
-    def header_field(data, start, end):
-        state["field"] += data[start:end]
-
-    def header_value(data, start, end):
-        state["value"] += data[start:end]
-
-    def header_end():
-        parts[-1]["headers"][state["field"].lower()] = state["value"]
-        state["field"] = state["value"] = b""
-
-    def part_data(data, start, end):
-        parts[-1]["data"] += data[start:end]
-
-    def part_end():
-        parts[-1]["done"] = True
-
-    callbacks = {"on_part_begin": begin, "on_header_field": header_field, "on_header_value": header_value,
-                 "on_header_end": header_end, "on_part_data": part_data, "on_part_end": part_end}
+    parts = _Parts(max_files)
     try:
-        parser = MultipartParser(boundary, callbacks)
-        parser.write(body)
+        parser = MultipartParser(boundary, parts.callbacks())
+        async for chunk in _chunks(request, limit):
+            parser.write(chunk)
         parser.finalize()
     except (MultipartParseError, ValueError) as e:
         raise HTTPException(422, f"malformed multipart body: {e}")
-    files = []
-    for part in parts:
-        disposition, options = parse_options_header(part["headers"].get(b"content-disposition", b""))
-        if not part["done"] or options.get(b"name") != FIELD.encode():
-            continue
-        name = options.get(b"filename")
-        files.append((name.decode("utf-8", "replace") if name is not None else None, bytes(part["data"])))
-        _too_many(len(files), max_files)
-    if not files:
+    if not parts.files:
         raise HTTPException(422, f"no complete multipart parts named '{FIELD}' (one per image)")
-    return files
+    return parts.files
 
 
 def _b64(data: str) -> bytes | dict:
@@ -111,7 +151,7 @@ def _b64(data: str) -> bytes | dict:
         return {"error": "bad_base64", "message": f"the image data is not valid base64: {e}"}
 
 
-def parse_json(body: bytes, max_files: int) -> list[tuple[str | None, bytes | dict]]:
+def parse_json(body: bytes | bytearray, max_files: int) -> list[tuple[str, bytes | dict]]:
     """{"images": [{"name", "data"}]} -> (name, bytes); bad base64 is that image's error."""
     try:
         payload = ImagesIn.model_validate(json.loads(body))
@@ -120,4 +160,4 @@ def parse_json(body: bytes, max_files: int) -> list[tuple[str | None, bytes | di
             raise HTTPException(422, json.loads(e.json(include_url=False, include_input=False)))
         raise HTTPException(422, f"the body is not valid JSON: {e}")
     _too_many(len(payload.images), max_files)
-    return [(im.name, _b64(im.data)) for im in payload.images]
+    return [(NO_NAME if im.name is None else im.name, _b64(im.data)) for im in payload.images]

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by status, latency, files, faces, per-file errors by reason.
+"""Prometheus metrics: requests by status, latency, files, faces, per-file errors by reason,
+and what overload and slow clients cost (refused, timed out, body bytes admitted).
 
 Each app has its own registry, so several apps in one process (tests) never share counts.
 Paths are labelled by route template (or "other"), so a scanner cannot blow up the series.
@@ -8,6 +9,8 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .admission import ADMITTED
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
@@ -24,6 +27,12 @@ class Metrics:
         self.files = Counter("facegender_files", "files classified or failed", ["mode"], registry=r)
         self.faces = Counter("facegender_faces", "faces classified", ["mode", "gender"], registry=r)
         self.file_errors = Counter("facegender_file_errors", "per-file errors", ["reason"], registry=r)
+        self.rejected = Counter("facegender_rejected", "requests or connections refused with 503 for overload",
+                                ["reason"], registry=r)  # requests, memory, stopping, connections
+        self.timeouts = Counter("facegender_timeouts", "requests or connections dropped for taking too long",
+                                ["phase"], registry=r)  # header, body (connection deadlines), request (504)
+        self.admitted_bytes = Gauge("facegender_admitted_body_bytes", "body bytes admitted and not yet answered",
+                                    registry=r)
         self.batch_faces = Histogram("facegender_batch_faces", "faces per model call",
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
 
@@ -64,6 +73,8 @@ class MetricsMiddleware:
         finally:
             self.metrics.in_flight.dec()
             route = scope.get("route")
-            path = getattr(route, "path", None) or "other"
+            path = getattr(route, "path", None)
+            if path is None:  # refused before routing (admission.py), or no such route
+                path = scope["path"] if (scope["method"], scope["path"]) in ADMITTED else "other"
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - started)

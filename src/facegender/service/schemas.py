@@ -17,7 +17,7 @@ class FileResult(BaseModel):
     """The file's record in `process --details`, plus `file`: crop mode fills gender,
     probability, p_female; detect mode fills faces (most prominent first, and reason when empty);
     a file that could not be read fills error (reason code) and message."""
-    file: str | None = Field(description="the part's filename (or the JSON image's name)")
+    file: str = Field(description="the part's filename (or the JSON image's name); \"\" when it has none")
     gender: str | None = None
     probability: float | None = None
     p_female: float | None = None
@@ -49,10 +49,21 @@ class Health(BaseModel):
     status: str
 
 
+class Ready(BaseModel):
+    status: str = Field(description="ok, or why not: starting, requests, memory (saturated) or stopping")
+    in_flight: int = Field(description="classify requests admitted now")
+    max_in_flight: int
+    body_bytes: int = Field(description="body bytes admitted now")
+    max_body_bytes: int
+
+
 class ErrorOut(BaseModel):
     detail: str | list | dict
 
 
 ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in [
-    (401, "missing or wrong API key"), (413, "request too large or too many files"),
-    (415, "not multipart/form-data or JSON"), (422, "malformed request"), (504, "the request took too long")]}
+    (401, "missing or wrong API key"), (408, "the client closed the connection before the whole body arrived"),
+    (413, "request too large or too many files"), (415, "not multipart/form-data or JSON"),
+    (422, "malformed request"), (503, "at capacity or shutting down: retry after Retry-After seconds"),
+    (504, "the request took too long")]}
+ERRORS[503]["headers"] = {"Retry-After": {"description": "seconds", "required": True, "schema": {"type": "integer"}}}

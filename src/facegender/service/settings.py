@@ -26,7 +26,14 @@ class Settings:
     max_decoded: int = 64  # decoded inputs held at once (waiting to be classified), all requests together
     batch_size: int = 64  # faces per model call at most
     batch_wait_ms: float = 3.0  # how long the batcher waits for more faces to join a batch
-    max_connections: int = 64  # uvicorn answers 503 beyond this; bodies held <= this x max_request_bytes
+    max_in_flight: int = 32  # /v1/classify requests admitted at once; beyond: 503 + Retry-After at once
+    max_body_memory: int = 512 * 1024 * 1024  # body bytes admitted at once (Content-Length, JSON x3); beyond: 503
+    retry_after: int = 1  # seconds, the Retry-After of a 503 for overload
+    max_connections: int = 512  # open connections; beyond, a new one gets 503 and is closed (idle ones are cheap)
+    header_timeout: float = 10.0  # seconds for a request's head, from its first byte (or the connection's open)
+    body_timeout: float = 10.0  # seconds within which each `body_chunk_bytes` of a body must arrive
+    body_chunk_bytes: int = 16 * 1024  # so the slowest body accepted is this / body_timeout (1.6 KB/s)
+    keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
     graceful_seconds: float = 8.0  # SIGTERM: in-flight requests get this long, then the process exits
 
     def __post_init__(self):
@@ -35,9 +42,13 @@ class Settings:
         self.workers = self.workers or (os.cpu_count() or 1)
         if not 0 < self.max_pixels <= MAX_PIXELS:
             raise ValueError(f"max_pixels must be between 1 and {MAX_PIXELS:,} (process's decompression-bomb guard)")
-        for name in ("max_request_bytes", "max_files", "max_decoded", "batch_size", "request_timeout"):
+        for name in ("max_request_bytes", "max_files", "max_decoded", "batch_size", "request_timeout", "max_in_flight",
+                     "max_body_memory", "max_connections", "header_timeout", "body_timeout", "body_chunk_bytes",
+                     "keep_alive_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_body_memory < self.max_request_bytes:
+            raise ValueError("max_body_memory must be at least max_request_bytes (or no full-size request fits)")
 
     @classmethod
     def from_env(cls, environ=None, **given) -> "Settings":
