@@ -348,36 +348,40 @@ def live_server(*args: str, env: dict | None = None):
 
 
 def test_sigterm_finishes_in_flight_refuses_new_and_exits(photos):
-    """A request still uploading when SIGTERM comes is answered; new connections are refused."""
+    """Requests still uploading when SIGTERM comes are all answered in full; new connections
+    are refused; the process exits within its grace period."""
     with live_server() as (url, proc):
         boundary = "b0undary"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"astronaut.jpg\"\r\n\r\n"
                 .encode() + (photos / "astronaut.jpg").read_bytes() + f"\r\n--{boundary}--\r\n".encode())
         half = len(body) // 2
-        go_on, answer = threading.Event(), {}
+        go_on, answers = threading.Event(), {}
 
         def chunks():
             yield body[:half]
             go_on.wait(20)
             yield body[half:]
 
-        def post():
+        def post(i):
             with httpx.Client(timeout=30) as h:
-                answer["r"] = h.post(url + "/v1/classify?detect=true", content=chunks(),
-                                     headers={"content-type": f"multipart/form-data; boundary={boundary}",
-                                              "content-length": str(len(body))})
-        t = threading.Thread(target=post)
-        t.start()
-        time.sleep(1.0)  # the request is under way: headers and half the body sent
+                answers[i] = h.post(url + "/v1/classify?detect=true", content=chunks(),
+                                    headers={"content-type": f"multipart/form-data; boundary={boundary}",
+                                             "content-length": str(len(body))})
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)  # the requests are under way: headers and half of each body sent
         proc.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
         time.sleep(1.0)
         with pytest.raises(httpx.ConnectError):
             httpx.get(url + "/healthz", timeout=2)
         go_on.set()
-        t.join(30)
-        assert answer["r"].status_code == 200
-        assert len(answer["r"].json()["results"][0]["faces"]) == 1
+        for t in threads:
+            t.join(30)
+        assert sorted(answers) == [0, 1, 2, 3], "every request in flight was answered"
+        for r in answers.values():
+            assert r.status_code == 200 and len(r.json()["results"][0]["faces"]) == 1
         # uvicorn re-raises the signal once shut down, so the exit status says "ended by SIGTERM"
         assert proc.wait(15) in (0, -signal.SIGTERM) and time.monotonic() - stopped_at < 10
         assert "Finished server process" in proc.stderr.read()

@@ -20,6 +20,17 @@ def connection_events(metrics):
     return on_event
 
 
+def uvicorn_config(app, settings: Settings, **extra):
+    """The uvicorn configuration `serve` runs `app` (from create_app(settings)) with."""
+    import uvicorn
+
+    options = dict(host=settings.host, port=settings.port, timeout_graceful_shutdown=settings.graceful_seconds,
+                   http=guarded_protocol(settings, connection_events(app.state.metrics)),
+                   timeout_keep_alive=settings.keep_alive_seconds, access_log=False, log_level="info",
+                   server_header=False)
+    return uvicorn.Config(app, **{**options, **extra})
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
@@ -29,10 +40,7 @@ def serve(settings: Settings) -> int:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         print(f"facegender: warning: listening on {settings.host} without an API key (--api-key or "
               "FACEGENDER_API_KEY)", file=sys.stderr)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=settings.graceful_seconds,
-                            http=guarded_protocol(settings, connection_events(app.state.metrics)),
-                            timeout_keep_alive=settings.keep_alive_seconds, access_log=False, log_level="info",
-                            server_header=False)
+    config = uvicorn_config(app, settings)
     admission = app.state.admission
 
     class Server(uvicorn.Server):
