@@ -18,11 +18,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from detection import PER_SOURCE  # noqa: E402  (this folder is on sys.path when a benchmark runs)
+
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
 from facegender.evaluate import benchmark_samples, population_masks, predict_rows_with  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
-from detection import PER_SOURCE  # noqa: E402  (this folder is on sys.path when a benchmark runs)
 
 COLUMNS = [("CelebA frames", "celeba", 1.0), ("CelebA tight", "celeba", 0.65),
            ("UTK 18+ frames", "utkface 18+", 1.0), ("portrait people", "portraits", 1.0), ("all frames", "all", 1.0)]
@@ -50,7 +51,8 @@ def main() -> None:
     rows = manifest.read(a.manifest)
     y = np.array([r.label for r in rows])
     portraits = {r.path for group in benchmark_samples(a.manifest, PER_SOURCE).values() for r in group}
-    masks = {**population_masks(rows), "portraits": np.array([r.path in portraits for r in rows]), "all": np.ones(len(rows), bool)}
+    masks = {**population_masks(rows), "portraits": np.array([r.path in portraits for r in rows]),
+             "all": np.ones(len(rows), bool)}
     named = [m.split("=", 1) if "=" in m else (Path(m).stem, m) for m in a.models]
     table = accuracies(named, rows, y, masks)
     base = table[named[0][0]]

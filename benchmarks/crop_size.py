@@ -21,12 +21,12 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from PIL import Image  # noqa: E402
+from throughput import build_folder  # noqa: E402
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import Classifier  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 from facegender.predict import model_inputs  # noqa: E402
-from throughput import build_folder  # noqa: E402
 
 BANDS = [(0, 50), (50, 80), (80, 120), (120, 200), (200, 10_000)]  # crop width, pixels
 

@@ -43,7 +43,8 @@ from facegender.metrics import classification_metrics  # noqa: E402
 from facegender.preprocess import crop_box  # noqa: E402
 
 FACE_OF_FRAME = 0.5  # face width / CelebA frame width (eyes ~40 px apart in 178)
-WIDE = 1280  # the group photos also run with this --detector-side and --min-face 20: the input follows the smallest face (768x576)
+WIDE = 1280  # the group photos also run with this --detector-side and --min-face 20: the input follows the smallest
+# face (768x576)
 NO_DETECTION = ("tight crops of the portraits, no detection",  # what detect mode is measured against:
                 "the portraits' validation images as the dataset frames them, no detection")  # the classifier's own ceiling here
 PER_SOURCE = 300  # portraits per source (CelebA, UTKFace adults): the default sample of the #17 population
@@ -62,7 +63,8 @@ def frame(row: manifest.Row) -> Image.Image:
 def placed(row: manifest.Row, size: tuple[int, int]) -> Image.Image:
     a = np.asarray(frame(row))
     top, left = (size[1] - a.shape[0]) // 2, (size[0] - a.shape[1]) // 2
-    return Image.fromarray(np.pad(a, ((top, size[1] - a.shape[0] - top), (left, size[0] - a.shape[1] - left), (0, 0)), mode="edge"))
+    pad = ((top, size[1] - a.shape[0] - top), (left, size[0] - a.shape[1] - left), (0, 0))
+    return Image.fromarray(np.pad(a, pad, mode="edge"))
 
 
 def tight_crop(row: manifest.Row) -> Image.Image:
@@ -180,15 +182,18 @@ def score(found: dict, truth: dict) -> dict:
         matched = set()
         for cx, cy, width, label in faces:
             total += 1
-            near = [i for i, d in enumerate(dets) if np.hypot((d["box"][0] + d["box"][2]) / 2 - cx, (d["box"][1] + d["box"][3]) / 2 - cy) < width / 3 + 4]
+            near = [i for i, d in enumerate(dets)
+                    if np.hypot((d["box"][0] + d["box"][2]) / 2 - cx, (d["box"][1] + d["box"][3]) / 2 - cy) < width / 3 + 4]
             if near:
                 hits += 1
                 matched.update(near)
                 y.append(label)
                 p.append(dets[near[0]]["p_female"])
         false += len(dets) - len(matched)
-    m = classification_metrics(np.array(y), np.array(p)) if y else {"balanced_accuracy": float("nan"), "recall": {"female": float("nan")}}
-    return {"faces": total, "found": hits / total, "false_detections": false, "balanced_accuracy": m["balanced_accuracy"], "female_recall": m["recall"]["female"]}
+    nan = float("nan")
+    m = classification_metrics(np.array(y), np.array(p)) if y else {"balanced_accuracy": nan, "recall": {"female": nan}}
+    return {"faces": total, "found": hits / total, "false_detections": false, "balanced_accuracy": m["balanced_accuracy"],
+            "female_recall": m["recall"]["female"]}
 
 
 def measure(a, rows: dict, work: Path) -> tuple[list, dict]:
@@ -231,10 +236,12 @@ def main() -> None:
     rows = benchmark_samples(a.manifest, a.per_source)
     with tempfile.TemporaryDirectory(prefix="fg-detect-") as tmp:
         sets, report = measure(a, rows, Path(tmp))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
     flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
     simd = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags)
-    print(f"machine: {os.cpu_count()} cores, {cpu} ({simd}; VNNI {'yes' if 'vnni' in simd else 'no'}), Python {platform.python_version()}")
+    print(f"machine: {os.cpu_count()} cores, {cpu} ({simd}; VNNI {'yes' if 'vnni' in simd else 'no'}), "
+          f"Python {platform.python_version()}")
     print(f"{'photos':18} {'system':32} {'photos':>6} {'faces':>6} {'found':>7} {'false':>6} {'bal.acc':>8} {'F recall':>9} "
           f"{'photos/s':>9} {'after load':>11}")
     for name in sets:

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from facegender.classifier import Classifier  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
 from facegender.evaluate import benchmark_samples  # noqa: E402
+from facegender.images import load_rgb  # noqa: E402
 from facegender.metrics import classification_metrics  # noqa: E402
 from facegender.preprocess import crop_box  # noqa: E402
 

@@ -56,7 +56,8 @@ def run_ray(folder: Path, work: Path, fmt: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_manifest = ROOT / "manifests" / "val.csv"
-    ap.add_argument("--manifest", default=str(default_manifest if default_manifest.exists() else ROOT / "tests" / "data" / "val_sample_1000.csv"))
+    sample = ROOT / "tests" / "data" / "val_sample_1000.csv"
+    ap.add_argument("--manifest", default=str(default_manifest if default_manifest.exists() else sample))
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--out", help="write the table as JSON here")
     a = ap.parse_args()
@@ -76,7 +77,8 @@ def main() -> None:
 
     per_image = (big["run"] - small["run"]) / (a.images - SMALL)
     rows = [
-        dict(system="local engine (process.py, a process per core)", images=a.images, seconds=local["seconds"], peak_mb=local["peak_mb"]),
+        dict(system="local engine (process.py, a process per core)", images=a.images, seconds=local["seconds"],
+             peak_mb=local["peak_mb"]),
         dict(system="ray engine, process_results.json", images=a.images, seconds=big["seconds"], peak_mb=big["peak_mb"],
              start=big["start"], run=big["run"]),
         dict(system=f"ray engine, {SMALL} crops (fixed cost of a run)", images=SMALL, seconds=small["seconds"],

@@ -197,7 +197,8 @@ def test_recursive_descends_and_keys_are_relative(tmp_path):
     flat = subprocess.run([sys.executable, str(ROOT / "process.py"), "in", "-q"], cwd=tmp_path, capture_output=True, text=True)
     assert flat.returncode == 0 and "use --recursive" in flat.stderr
     assert list(json.loads((tmp_path / "process_results.json").read_text())) == ["top.jpg"]
-    deep = subprocess.run([sys.executable, str(ROOT / "process.py"), "in", "-r", "-q"], cwd=tmp_path, capture_output=True, text=True)
+    deep = subprocess.run([sys.executable, str(ROOT / "process.py"), "in", "-r", "-q"], cwd=tmp_path,
+                          capture_output=True, text=True)
     assert deep.returncode == 0
     assert sorted(json.loads((tmp_path / "process_results.json").read_text())) == ["a/b/two.jpg", "a/one.jpg", "top.jpg"]
 

@@ -87,8 +87,9 @@ def test_int8_fidelity_benchmark_runs(tmp_path):
 
 def test_compare_models_benchmark_runs(tmp_path):
     shipped = ROOT / "src" / "facegender" / "weights"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_models.py"), f"f={shipped / 'facegender-default.onnx'}",
-                        f"q={shipped / 'facegender-default.int8.onnx'}", "--manifest", str(SAMPLE), "--out", str(tmp_path / "c.txt")],
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_models.py"),
+                        f"f={shipped / 'facegender-default.onnx'}", f"q={shipped / 'facegender-default.int8.onnx'}",
+                        "--manifest", str(SAMPLE), "--out", str(tmp_path / "c.txt")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = (tmp_path / "c.txt").read_text().splitlines()

@@ -6,10 +6,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from facegender.training import models
 from facegender.classifier import Classifier, ModelError
-from facegender.training.export import WithSoftmax, export
 from facegender.images import load_rgb
+from facegender.training import models
+from facegender.training.export import WithSoftmax, export
 
 from .conftest import real_images
 
@@ -192,7 +192,8 @@ def test_normalize_gives_the_elementwise_imagenet_formula_bit_for_bit():
     from facegender.preprocess import Preprocess
     pre = Preprocess()
     batch = np.random.default_rng(0).integers(0, 256, (3, 96, 80, 3), dtype=np.uint8)
-    expected = (batch.astype(np.float32) * np.float32(1 / 255) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    mean, std = np.asarray(pre.mean, np.float32), np.asarray(pre.std, np.float32)
+    expected = (batch.astype(np.float32) * np.float32(1 / 255) - mean) / std
     out = pre.normalize(batch)
     assert out.dtype == np.float32 and out.flags.c_contiguous
     assert np.array_equal(out, expected.transpose(0, 3, 1, 2))

@@ -22,7 +22,8 @@ def test_a_small_source_counts_as_much_as_a_large_one():
     big_p = np.where(big_y == 1, rng.uniform(0.35, 1, 2000), rng.uniform(0, 0.45, 2000))
     small_y = np.repeat([0, 1], 20)
     small_p = np.where(small_y == 1, 0.3, 0.1)
-    rows = [Row(path="", label=int(v), source="big") for v in big_y] + [Row(path="", label=int(v), source="small") for v in small_y]
+    rows = [Row(path="", label=int(v), source="big") for v in big_y]
+    rows += [Row(path="", label=int(v), source="small") for v in small_y]
     y, p = np.concatenate([big_y, small_y]), np.concatenate([big_p, small_p])
     t, acc = source_balanced_threshold(rows, y, p)
     assert 0.1 < t < 0.3 and acc > 0.85

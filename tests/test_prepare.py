@@ -81,10 +81,11 @@ def test_keep_split_keeps_earlier_sides_and_splits_new_sources_per_family(small_
 
 
 def test_mtfl_is_split_by_blocks_of_aflw_ids_and_by_web_photo():
-    from facegender.training.prepare import AFLW_BLOCK, group_of, source_of
+    from facegender.folders import AFLW_BLOCK, group_of, source_of
     a, b = group_of("mtfl", "aflw_0003-image07098.webp", {}), group_of("mtfl", "aflw_0004-image07120.webp", {})
     assert a == b == f"mtfl:aflw-{7098 // AFLW_BLOCK}"  # a burst of one person: one group
-    assert group_of("mtfl", "net_1002_0_0.webp", {}) == group_of("mtfl", "net_1002_1_0.webp", {}) != group_of("mtfl", "net_1003_0_0.webp", {})
+    net = [group_of("mtfl", f, {}) for f in ("net_1002_0_0.webp", "net_1002_1_0.webp", "net_1003_0_0.webp")]
+    assert net[0] == net[1] != net[2]
     assert group_of("celeba-64x64", "000002.jpg", {"celeba_identity": "17"}) == "celeba:17"
     assert group_of("utkface", "x.jpg", {}) == "utkface:x.jpg"
     assert source_of("mtfl", {"source": "aflw"}) == "mtfl-aflw" and source_of("utkface", {}) == "utkface"

@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     s.add_argument("--resume", action="store_true", help="keep the results already in --output; do the rest")
     s.add_argument("--detect", action="store_true", help="find faces in ordinary photos instead of taking face crops")
-    s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N most prominent faces (size x centrality; 0 = all)")
+    s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N most prominent faces "
+                   "(size x centrality; 0 = all)")
     s.add_argument("--detector", choices=["scrfd", "mtcnn"], default="scrfd", help="with --detect: SCRFD-2.5G (default, "
                    "faster, finds more) or MTCNN")
     s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 24 "
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val", dest="val_manifest")
     s.add_argument("--out", dest="out_dir")
     s.add_argument("--mode", choices=["finetune", "feature"])
-    s.add_argument("--weights", help="start from this checkpoint (.pt) or exported model (.onnx, e.g. the shipped one) instead of ImageNet weights")
+    s.add_argument("--weights", help="start from this checkpoint (.pt) or exported model (.onnx, e.g. the shipped one) "
+                   "instead of ImageNet weights")
     s.add_argument("--resume", action="store_true", default=None)
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),

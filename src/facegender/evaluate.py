@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import manifest
+from . import manifest, occlusion
 from .classifier import Classifier
 from .images import ImageError
 from .manifest import CLASSES, load_frame
 from .metrics import best_threshold, classification_metrics
 from .results import write_json_atomic
-from .training import occlusion  # PIL only: no PyTorch
 
 RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Other"}
 AGE_BANDS = [(0, 12, "0-12"), (13, 17, "13-17"), (18, 29, "18-29"), (30, 44, "30-44"), (45, 59, "45-59"), (60, 200, "60+")]
@@ -26,7 +25,7 @@ def load_rows(data: str, limit: int = 0, seed: int = 0) -> list[manifest.Row]:
     if os.path.isdir(data):
         from collections import Counter
 
-        from .training.prepare import scan
+        from .folders import scan
         rows = [r for r, _ in scan(Path(data), Counter())]
     else:
         rows = manifest.read(data)
@@ -249,8 +248,8 @@ def decision_points(reports: list[dict], names: list[str]) -> list[str]:
         cells = [f"{o['roc_auc']:.4f} / {o['best_threshold']:.2f} / {o['balanced_accuracy_at_best']:.4f}"
                  for o in (r["subgroups"]["source"][g] for r in reports)]
         lines.append(f"| {g} | {m['count']} | " + " | ".join(cells) + " |")
-    pooled = [f"{r['source_balanced_threshold']['threshold']:.2f} (balanced {r['source_balanced_threshold']['balanced_accuracy']:.4f})"
-              for r in reports]
+    pooled = [f"{t['threshold']:.2f} (balanced {t['balanced_accuracy']:.4f})"
+              for t in (r["source_balanced_threshold"] for r in reports)]
     lines += ["| every source and sex weighted alike | | " + " | ".join(pooled) + " |", ""]
     for name in ("source and sex", "source, sex and age band"):
         if all(name in r["worst"] for r in reports):

@@ -16,8 +16,8 @@ import random
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..manifest import Row
-from ..preprocess import crop_box
+from .manifest import Row
+from .preprocess import crop_box
 
 KINDS = ("sunglasses", "cap", "mask", "hidden")
 EYE_Y, EYE_X = 0.52, (0.30, 0.70)  # in the tightest crop's box

@@ -59,7 +59,7 @@ class Summary:
     no_face: int = 0  # detect mode: images read fine with no face in them
     errors: Counter = field(default_factory=Counter)
     notes: list = field(default_factory=list)
-    seconds: Counter = field(default_factory=Counter)  # per stage, summed over worker processes: decode (+detect), classify, write
+    seconds: Counter = field(default_factory=Counter)  # per stage, summed over workers: decode (+detect), classify, write
     interrupted: bool = False
 
     @property
@@ -208,7 +208,8 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     pool = None
     if processes > 1:  # a process per core, each decoding and classifying whole batches
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(processes, context, _start_worker, (str(classifier.path), opts.detector, folder, opts.annotate))
+        pool = ProcessPoolExecutor(processes, context, _start_worker,
+                                   (str(classifier.path), opts.detector, folder, opts.annotate))
         done = pool.map(_run_batch, batches)
     else:
         done = map(_BatchWorker(classifier, opts.detector, folder, opts.annotate), batches)

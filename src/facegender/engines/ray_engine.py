@@ -83,7 +83,8 @@ def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: s
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
-    driver = Classifier(opts.model, threads=1, precision=opts.precision)  # fails now on a bad model; its preprocessing names listing errors
+    # fails now on a bad model; its preprocessing names listing errors
+    driver = Classifier(opts.model, threads=1, precision=opts.precision)
     model = str(driver.path) if opts.model else None  # None: each node loads its own installed default
     listing = list_source(src, opts.recursive, driver.pre)
     summary = Summary(inputs=len(listing.names), notes=list(listing.notes))

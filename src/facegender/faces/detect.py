@@ -20,7 +20,8 @@ FRAME_SIZE = (178, 218)  # CelebA aligned frame, pixels
 # median landmarks on CelebA aligned frames: left eye, right eye, nose, mouth left, mouth right
 TEMPLATES = {
     "mtcnn": np.array([[69.0, 112.0], [109.1, 112.0], [88.1, 136.3], [71.5, 152.7], [106.6, 152.5]]),
-    "scrfd": np.array([[69.5, 112.1], [108.5, 111.9], [88.6, 136.2], [72.6, 152.6], [105.2, 152.4]]),  # tools/convert_scrfd.py --template
+    # tools/convert_scrfd.py --template
+    "scrfd": np.array([[69.5, 112.1], [108.5, 111.9], [88.6, 136.2], [72.6, 152.6], [105.2, 152.4]]),
 }
 FRAME_LANDMARKS = TEMPLATES["mtcnn"]
 DETECTORS = ("scrfd", "mtcnn")

@@ -14,10 +14,9 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
-from . import occlusion
+from .. import occlusion
 from ..manifest import Row, load_frame
 from ..preprocess import Preprocess
-
 
 MAX_ZOOM_OUT = 1.15  # loosest view: the frame plus 7.5% of its size on each side
 
@@ -110,7 +109,10 @@ class FaceDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         img = load_frame(row)
-        arr = augment(img, row, self.pre, self.augment, self.hide, self.occlude, self.wild) if self.augment else self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        if self.augment:
+            arr = augment(img, row, self.pre, self.augment, self.hide, self.occlude, self.wild)
+        else:
+            arr = self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
         target = float(row.label if self.targets is None else self.targets[i])
         group = 0 if self.groups is None else int(self.groups[i])
         return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target, group

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import models
 from ..manifest import CLASSES
+from . import models
 
 
 class Tempered(torch.nn.Module):
@@ -170,7 +170,8 @@ def _export(checkpoint, out, card, mirror_margin, half_weights, fit) -> dict:
         "mean": list(ckpt["mean"]), "std": list(ckpt["std"]), "architecture": ckpt["model_name"],
         "input": "RGB float32 Nx3xHxW, (x/255 - mean)/std; face box cut from the centre keeping aspect",
         "checkpoint_epoch": ckpt.get("epoch"), "checkpoint_val_acc": ckpt.get("val_acc"),
-        "mirror_margin": mirror_margin, "temperature": fit and fit["temperature"], "bias": fit and fit["bias"], "weights_stored_as": "float16" if half_weights else "float32",
+        "mirror_margin": mirror_margin, "temperature": fit and fit["temperature"], "bias": fit and fit["bias"],
+        "weights_stored_as": "float16" if half_weights else "float32",
         "exported": datetime.date.today().isoformat(), **(card or {}),
     }
     model = onnx.load(str(tmp))

@@ -18,9 +18,9 @@ import random
 import numpy as np
 import torch
 
+from ..preprocess import Preprocess
 from . import models
 from .data import FaceDataset, to_model_input
-from ..preprocess import Preprocess
 
 
 def folded_weights(graph) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
