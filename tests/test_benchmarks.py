@@ -79,7 +79,8 @@ def test_int8_fidelity_benchmark_runs(tmp_path):
                         "--out", str(tmp_path / "i.json")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "i.json").read_text())
-    everyone = report["sources"]["all"]
+    assert set(report["crops"]) == {"1.0", "0.65"}  # aligned and tight
+    everyone = report["crops"]["0.65"]["all"]
     assert everyone["faces"] == 1000 and everyone["changed_side"]["float"] == 0
     assert set(everyone["accuracy"]) == {"float", "int8, this CPU", "int8, exact"}
     assert all(0.9 < acc <= 1 for acc in everyone["accuracy"].values()) and "worst source" in r.stdout

@@ -72,19 +72,19 @@ def test_process_takes_precision(face_folder, tmp_path):
     assert max(gaps) > 1e-4 and sum(gaps) / len(gaps) < 0.05
 
 
-def test_int8_keeps_depthwise_and_fine_resolution_convolutions_float():
-    """The rule behind the shipped copy: every depthwise convolution and all at >= 1/8 of the
-    input's resolution stay float; the coarse, wide ones (most multiply-adds) go int8."""
+def test_int8_leaves_only_the_stem_float():
+    """The rule behind the shipped copy: every convolution (depthwise included) and the head
+    are int8, except the first convolution, which reads the normalised pixels."""
     import onnx
 
     from facegender.training.quantize import kept_float
     model = onnx.load(str(DEFAULT_MODEL))
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    kept = set(kept_float(model))
-    depthwise = {n.name for n in convs if next((a.i for a in n.attribute if a.name == "group"), 1) > 1}
-    assert depthwise <= kept and convs[0].name in kept
-    assert len(kept) < len(convs) and "/answers/net/features/features.18/features.18.0/Conv" not in kept
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    stems = [c for c in convs if c.endswith(("features.0.0/Conv", "features.0.0_1/Conv"))]  # the pass and its mirror
+    assert len(stems) == 2 and kept_float(model) == stems and kept_float(model, "none") == []
+    with pytest.raises(ValueError, match="float_nodes"):
+        kept_float(model, "depthwise")
     quantized = onnx.load(str(DEFAULT_INT8))  # the shipped copy follows the rule
     made_by = {out: n.op_type for n in quantized.graph.node for out in n.output}
-    int8 = {n.name for n in quantized.graph.node if n.op_type == "Conv" and made_by.get(n.input[1]) == "DequantizeLinear"}
-    assert int8 == {n.name for n in convs} - kept
+    int8 = {n.name for n in quantized.graph.node if n.op_type in ("Conv", "Gemm") and made_by.get(n.input[1]) == "DequantizeLinear"}
+    assert int8 == set(convs) - set(stems) | {n.name for n in model.graph.node if n.op_type == "Gemm"}

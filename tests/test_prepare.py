@@ -101,3 +101,26 @@ def test_a_padded_row_is_loaded_as_its_aligned_frame(tmp_path):
     frame = np.asarray(load_frame(Row(path=str(tmp_path / "f.png"), label=1, pad="22,44,22,7")))
     assert frame.shape == (211, 172, 3) and np.array_equal(frame[44:204, 22:150], a)
     assert np.array_equal(frame[0, 22:150], a[0])  # edge-repeated, as MTFL's own padding is
+
+
+def test_split_is_stable_when_other_people_come_or_go(small_trees, tmp_path):
+    """Each new person's side depends on their name and the seed alone: dropping some people
+    (the data folders change) moves no one else across, apart from the fill at the ratio."""
+    from facegender.training.prepare import split
+    prepare([str(t) for t in small_trees], str(tmp_path / "a"), val_ratio=0.2)
+    full = manifest.read(tmp_path / "a" / "train.csv") + manifest.read(tmp_path / "a" / "val.csv")
+    groups = sorted({r.group for r in full})
+    fewer = [r for r in full if r.group not in set(groups[::10])]
+    def side(rows):
+        return {r.group: name for name, part in zip(("train", "val"), split(rows, 0.2, 0)) for r in part}
+    before, after = side(full), side(fewer)
+    moved = [g for g in after if after[g] != before[g]]
+    assert len(moved) <= 0.1 * len(after)  # with a seeded permutation, about a third moved
+
+
+def test_keep_split_takes_a_manifest_of_held_out_people(small_trees, small_manifests, tmp_path):
+    held = manifest.read(small_manifests / "train.csv")[:5]  # people the default split trains on
+    manifest.write(tmp_path / "held.csv", held)
+    prepare([str(t) for t in small_trees], str(tmp_path / "out"), val_ratio=0.2, keep_split=str(tmp_path / "held.csv"))
+    val_groups = {r.group for r in manifest.read(tmp_path / "out" / "val.csv")}
+    assert {r.group for r in held} <= val_groups

@@ -3,6 +3,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from facegender.training.train import TrainConfig, train
 
@@ -31,6 +32,10 @@ def test_logs_checkpoints_and_config(short_run):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"train_loss", "train_acc", "val_loss", "val_acc"} <= set(rows[0])
     assert (out / "best.pt").exists() and (out / "last.pt").exists() and (out / "curves.png").stat().st_size > 0
+    best = torch.load(out / "best.pt", weights_only=False)
+    same = torch.load(out / f"epoch{best['epoch']}.pt", weights_only=False)  # each epoch kept for evaluate
+    assert [torch.load(out / f"epoch{e}.pt", weights_only=False)["epoch"] for e in (1, 2, 3)] == [1, 2, 3]
+    assert all(torch.equal(same["model"][k], v) for k, v in best["model"].items())
     assert json.loads((out / "config.json").read_text())["optimizer"] == "adamw"  # from the recipe
 
 

@@ -105,7 +105,7 @@ def _serve(a) -> int:
 def _quantize(a) -> int:
     from .training.quantize import quantize
 
-    meta = quantize(a.model, a.out, a.calibration, a.images, everything=a.everything)
+    meta = quantize(a.model, a.out, a.calibration, a.images, float_nodes=a.float_nodes)
     print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration", "int8_float_nodes")}, indent=2))
     return 0
 
@@ -167,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="manifests")
     s.add_argument("--val-ratio", type=float, default=0.1)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--keep-split", default="", metavar="DIR", help="an earlier prepare's folder: its people keep "
-                   "their train/validation side (a model trained on it is never judged on faces it learned)")
+    s.add_argument("--keep-split", default="", metavar="DIR|CSV", help="an earlier prepare's folder: its people keep "
+                   "their train/validation side (a model trained on it is never judged on faces it learned); or a "
+                   "manifest CSV whose people all stay in validation")
     s.set_defaults(run=_prepare)
 
     s = sub.add_parser("train", help="train a registered model on manifests (see models.REGISTRY)")
@@ -220,13 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "first (seeded per image): how much the model leans on what it covers")
     s.set_defaults(run=_evaluate)
 
+    from .training.quantize import FLOAT_NODES  # numpy only
+
     s = sub.add_parser("quantize", help="exported model -> static int8 copy (fast on CPUs with VNNI) + .sha256")
     s.add_argument("model")
     s.add_argument("--out", required=True, help="e.g. src/facegender/weights/facegender-default.int8.onnx")
     s.add_argument("--calibration", default="manifests/train.csv", help="manifest of faces to calibrate on")
     s.add_argument("--images", type=int, default=1024, help="calibration faces (seeded sample, even over sources)")
-    s.add_argument("--everything", action="store_true", help="every convolution int8, depthwise and fine-resolution "
-                   "ones too (default: those stay float, where int8 moved the most answers)")
+    s.add_argument("--float-nodes", choices=FLOAT_NODES, default="stem",
+                   help="what stays float: the first convolution (default), or nothing")
     s.set_defaults(run=_quantize)
 
     s = sub.add_parser("serve", help="HTTP service: POST /v1/classify, web page at /, docs at /docs (extra `serve`)",

@@ -6,11 +6,10 @@ label that disagrees with the tree's labels.csv is reported. Nothing is skipped 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-
-import numpy as np
 
 from .. import manifest
 from ..folders import scan
@@ -37,12 +36,19 @@ def family(group: str) -> str:
     return group.split(":", 1)[0]
 
 
+def _draw_order(group: str, seed: int) -> bytes:
+    """Where a new group stands in the draw for validation: a seeded hash of its name alone,
+    so adding or removing other people (the data folders change) moves no one else's side.
+    (A seeded permutation of the list did: one group more and the whole split changed.)"""
+    return hashlib.sha256(f"{seed}:{group}".encode()).digest()
+
+
 def split(rows: list[Row], val_ratio: float, seed: int, keep: dict[str, str] | None = None) -> tuple[list[Row], list[Row]]:
     """Person-disjoint train/validation, filled to the ratio within each family of sources.
 
     Groups in `keep` (group -> "train"/"val", from an earlier split) stay on their side, so
-    a model trained on that split is never judged on faces it learned; new groups are
-    shuffled with a seeded generator and fill each family's validation up to the ratio.
+    a model trained on that split is never judged on faces it learned; new groups are drawn
+    in the order of a seeded hash of their names and fill each family's validation up to the ratio.
     """
     keep = keep or {}
     groups = defaultdict(list)
@@ -54,26 +60,28 @@ def split(rows: list[Row], val_ratio: float, seed: int, keep: dict[str, str] | N
         target = round(val_ratio * sum(len(groups[g]) for g in keys))
         fam_val = [r for g in keys if keep.get(g) == "val" for r in groups[g]]
         train += [r for g in keys if keep.get(g) == "train" for r in groups[g]]
-        new = [g for g in keys if g not in keep]
-        for i in np.random.default_rng(seed).permutation(len(new)):
-            members = groups[new[i]]
-            (fam_val if len(fam_val) < target else train).extend(members)
+        for g in sorted((g for g in keys if g not in keep), key=lambda g: _draw_order(g, seed)):
+            (fam_val if len(fam_val) < target else train).extend(groups[g])
         val += fam_val
     return sorted(train, key=lambda r: r.path), sorted(val, key=lambda r: r.path)
 
 
-def earlier_split(folder: str) -> dict[str, str]:
-    """group -> side of an earlier prepare's train.csv / val.csv."""
+def earlier_split(where: str) -> dict[str, str]:
+    """group -> side: of an earlier prepare's folder (train.csv / val.csv), or of one manifest
+    CSV whose people all stay in validation (e.g. faces known to be held out of a model)."""
+    if Path(where).is_file():
+        return {r.group: "val" for r in manifest.read(where)}
     sides = {}
     for side in ("train", "val"):
-        for r in manifest.read(Path(folder) / f"{side}.csv"):
+        for r in manifest.read(Path(where) / f"{side}.csv"):
             sides[r.group] = side
     return sides
 
 
 def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 0, keep_split: str = "") -> dict:
     """Scan the trees, deduplicate, split by person and write train.csv / val.csv.
-    `keep_split`: a folder with an earlier train.csv / val.csv whose people keep their sides."""
+    `keep_split`: a folder with an earlier train.csv / val.csv whose people keep their sides,
+    or a manifest CSV whose people stay in validation."""
     report: Counter = Counter()
     items = [item for root in roots for item in scan(Path(root), report)]
     rows = deduplicate(items, report)

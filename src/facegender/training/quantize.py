@@ -1,14 +1,17 @@
 """Static int8 quantization (ONNX Runtime, QDQ, per-channel weights) of an exported model.
 
-Calibrated on real training faces, it keeps the metadata (and adds "int8": true) so the
-quantized file is a drop-in replacement; `facegender evaluate` shows what it costs.
-Left float: every depthwise convolution, and every convolution at 1/8 of the input's
-resolution or finer (the stem and MobileNetV2's first six blocks). There int8 moved the most
-answers. In exact int8 arithmetic (as VNNI computes it), of 8,614 validation faces:
-- 47 changed side with only the first and the depthwise convolutions float (512 calibration faces);
-- 17 with blocks 0-3 also float, 7 with blocks 0-6;
-- 5 with this rule and 1,024 calibration faces (`benchmarks/int8.py`).
-The float part is ~39% of the multiply-adds.
+Calibrated on real training faces drawn evenly over the sources, it keeps the metadata (and
+adds "int8": true) so the quantized file is a drop-in replacement; `facegender evaluate` and
+`benchmarks/int8.py` show what it costs.
+
+Every convolution (depthwise included) and the head are int8, except the stem: the first
+convolution of each pass (the graph's second, mirror-image pass has its own), which reads the
+normalised pixels (3 channels, 1.5% of the multiply-adds).
+Measured on the stage-6b model, 9,388 validation faces (AMD EPYC Zen 5, VNNI, 1 thread):
+- the earlier rule (depthwise and 1/8-resolution convolutions float, ~39% of the
+  multiply-adds) ran 1.06x float: no gain worth its file;
+- everything int8: 1.53x float, and -0.50 points on SCUT (2 of 400 faces);
+- everything but the stem: 1.61x float, no source below float by more than one face.
 """
 from __future__ import annotations
 
@@ -19,24 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
+FLOAT_NODES = ("stem", "none")  # what stays float: the first convolution, or nothing
 
-FLOAT_FROM = 8  # convolutions at 1/8 of the input's resolution or finer stay float
 
-
-def kept_float(model, everything: bool = False) -> list[str]:
-    """Names of the convolutions left in float (see above); none with `everything`."""
+def kept_float(model, float_nodes: str = "stem") -> list[str]:
+    """Names of the nodes left in float (see above)."""
+    if float_nodes not in FLOAT_NODES:
+        raise ValueError(f"float_nodes must be one of {FLOAT_NODES}, not {float_nodes!r}")
+    if float_nodes == "none":
+        return []
     import onnx
 
-    if everything:
-        return []
-    graph = onnx.shape_inference.infer_shapes(model).graph
-    height = graph.input[0].type.tensor_type.shape.dim[2].dim_value  # exported models have a fixed input size
-    heights = {v.name: v.type.tensor_type.shape.dim[2].dim_value for v in graph.value_info if len(v.type.tensor_type.shape.dim) == 4}
-
-    def group(node):
-        return next((a.i for a in node.attribute if a.name == "group"), 1)
-    return [n.name for n in graph.node
-            if n.op_type == "Conv" and (group(n) > 1 or heights.get(n.output[0], 0) * FLOAT_FROM >= height)]
+    graph = onnx.shape_inference.infer_shapes(model).graph  # a weight may come through an Identity
+    channels = {i.name: i.dims[1] for i in graph.initializer if len(i.dims) == 4}
+    channels |= {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in graph.value_info
+                 if len(v.type.tensor_type.shape.dim) == 4}
+    return [n.name for n in graph.node if n.op_type == "Conv" and channels.get(n.input[1]) == 3]  # each pass's
 
 
 def calibration_rows(rows, images: int, seed: int = 0):
@@ -55,9 +56,8 @@ def calibration_rows(rows, images: int, seed: int = 0):
 
 
 def quantize(model_in: str, model_out: str, calibration_manifest: str, images: int = 1024, seed: int = 0,
-             everything: bool = False) -> dict:
-    """The int8 copy of `model_in`; `everything`: every convolution int8, depthwise and the
-    fine-resolution ones too (faster; `evaluate` shows what it costs)."""
+             float_nodes: str = "stem") -> dict:
+    """The int8 copy of `model_in`, with `float_nodes` (see above) left in float."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -84,10 +84,10 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
         quant_pre_process(model_in, prepared)
         quantize_static(prepared, str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
-                        nodes_to_exclude=kept_float(onnx.load(prepared), everything))
+                        nodes_to_exclude=kept_float(onnx.load(prepared), float_nodes))
         model = onnx.load(str(Path(tmp) / "q.onnx"))
     meta = {**clf.meta, "int8": True, "int8_calibration": f"{len(rows)} faces from {Path(calibration_manifest).name}, even over sources",
-            "int8_float_nodes": "none" if everything else "depthwise convolutions and those at 1/8 of the input resolution or finer"}
+            "int8_float_nodes": {"stem": "the first convolution of each pass (the stem)", "none": "none"}[float_nodes]}
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = "facegender", json.dumps(meta)

@@ -48,7 +48,7 @@ def _average(step: dict) -> None:
 def _quantize(step: dict) -> None:
     from .quantize import quantize
 
-    quantize(step["model"], step["out"], step["calibration"], step.get("images", 512), everything=step.get("everything", False))
+    quantize(step["model"], step["out"], step["calibration"], step.get("images", 512), float_nodes=step.get("float_nodes", "stem"))
 
 
 def _evaluate(step: dict) -> None:
@@ -84,7 +84,7 @@ SETTINGS = {  # what each verb reads; a step with anything else is a typo, refus
     "prepare": {"roots", "out", "val_ratio", "seed", "keep_split"},
     "average": {"checkpoints", "out"},
     "export": {"checkpoint", "out", "card", "mirror_margin", "half_weights", "calibrate"},
-    "quantize": {"model", "out", "calibration", "images", "everything"},
+    "quantize": {"model", "out", "calibration", "images", "float_nodes"},
     "evaluate": {"data", "model", "crop", "out", "limit", "occlude"},
     "command": {"run", "creates"},
 }

@@ -307,6 +307,9 @@ def train(cfg: TrainConfig) -> dict:
             w.writerows(history)
         plot_curves(history, out / "curves.png", title=f"{cfg.model} {pre.width}x{pre.height}")
         meta = dict(model_name=cfg.model, width=pre.width, height=pre.height, mean=pre.mean, std=pre.std)
+        # every epoch's judged weights too: `evaluate` picks by source and sex, not by the mean alone
+        torch.save({"model": kept.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc}, out / f"epoch{epoch}.pt.tmp")
+        os.replace(out / f"epoch{epoch}.pt.tmp", out / f"epoch{epoch}.pt")
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
             torch.save({"model": kept.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
