@@ -29,7 +29,7 @@ def classify_body(max_files: int) -> dict:
     """The request body of /v1/classify as OpenAPI, with this server's file limit."""
     files = {"type": "array", "minItems": 1, "maxItems": max_files, "items": {"type": "string", "format": "binary"}}
     image = {"type": "object", "required": ["data"], "properties": {
-        "name": {"type": "string"}, "data": {"type": "string", "format": "byte"}}}
+        "name": {"type": ["string", "null"]}, "data": {"type": "string", "format": "byte"}}}
     return {"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {"files": files}}},
         "application/json": {"schema": {"type": "object", "required": ["images"], "properties": {

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 FIELD = "files"  # multipart parts carrying images
 UNSUPPORTED = ("send multipart/form-data with one or more parts named 'files', "
                "or application/json {\"images\": [{\"name\": ..., \"data\": base64}]}")
-NO_NAME = ""  # the `file` of a part sent without a filename (every result has a `file`)
+NO_NAME = ""  # the `file` of a JSON image sent without a name (every result has a `file`)
 
 
 class ImageIn(BaseModel):
@@ -111,7 +111,10 @@ class _Parts:
             return  # another field: its data is not kept
         _too_many(len(self.files) + 1, self.max_files)
         name = options.get(b"filename")
-        self.name = name.decode("utf-8", "replace") if name is not None else NO_NAME
+        if name is None:  # a form field, not a file (format: binary in the schema means a file part)
+            raise HTTPException(422, f"a part named '{FIELD}' without a filename: send each image as a file "
+                                     "(Content-Disposition: form-data; name=\"files\"; filename=\"...\")")
+        self.name = name.decode("utf-8", "replace")
         self.data = io.BytesIO()
 
     def part_data(self, data, start, end):
