@@ -2,6 +2,9 @@ import csv
 import filecmp
 import shutil
 from collections import defaultdict
+from pathlib import Path
+
+import pytest
 
 from facegender import manifest
 from facegender.training.prepare import prepare
@@ -124,3 +127,21 @@ def test_keep_split_takes_a_manifest_of_held_out_people(small_trees, small_manif
     prepare([str(t) for t in small_trees], str(tmp_path / "out"), val_ratio=0.2, keep_split=str(tmp_path / "held.csv"))
     val_groups = {r.group for r in manifest.read(tmp_path / "out" / "val.csv")}
     assert {r.group for r in held} <= val_groups
+
+
+def test_label_audit_relabels_drops_and_keeps_as_decided(small_trees, tmp_path):
+    utk = small_trees[1]
+    male = sorted((utk / "male").iterdir())
+    female = sorted((utk / "female").iterdir())
+    audit = tmp_path / "audit.csv"
+    audit.write_text("file,label,decision,note\n"
+                     f"utkface/male/{male[0].name},male,relabel,a woman\n"
+                     f"utkface/female/{female[0].name},female,drop,no face\n"
+                     f"utkface/male/{male[1].name},male,keep,the models are wrong\n")
+    report = prepare([str(t) for t in small_trees], str(tmp_path / "out"), val_ratio=0.2, audit=str(audit))
+    rows = {Path(r.path).name: r for side in ("train", "val") for r in manifest.read(tmp_path / "out" / f"{side}.csv")}
+    assert rows[male[0].name].label == 1 and rows[male[1].name].label == 0 and female[0].name not in rows
+    assert report["notes"]["label audit: relabelled"] == 1 and report["notes"]["label audit: dropped"] == 1
+    audit.write_text(f"file,label,decision,note\nutkface/male/{male[0].name},female,drop,\n")  # filed as male
+    with pytest.raises(ValueError, match="filed as male"):
+        prepare([str(t) for t in small_trees], str(tmp_path / "again"), audit=str(audit))

@@ -63,7 +63,7 @@ def _process(a) -> int:
 def _prepare(a) -> int:
     from .training.prepare import prepare
 
-    print(json.dumps(prepare(a.roots, a.out, a.val_ratio, a.seed, a.keep_split), indent=2))
+    print(json.dumps(prepare(a.roots, a.out, a.val_ratio, a.seed, a.keep_split, a.audit), indent=2))
     return 0
 
 
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-split", default="", metavar="DIR|CSV", help="an earlier prepare's folder: its people keep "
                    "their train/validation side (a model trained on it is never judged on faces it learned); or a "
                    "manifest CSV whose people all stay in validation")
+    s.add_argument("--audit", default="", metavar="CSV", help="label decisions to apply (labels/audit.csv: "
+                   "relabel, drop or keep per file; see training/audit.py)")
     s.set_defaults(run=_prepare)
 
     s = sub.add_parser("train", help="train a registered model on manifests (see models.REGISTRY)")

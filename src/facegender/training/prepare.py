@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import manifest
 from ..folders import scan
 from ..manifest import Row
+from .audit import apply_audit
 
 
 def deduplicate(items: list[tuple[Row, str]], report: Counter) -> list[Row]:
@@ -78,12 +79,15 @@ def earlier_split(where: str) -> dict[str, str]:
     return sides
 
 
-def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 0, keep_split: str = "") -> dict:
+def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 0, keep_split: str = "",
+            audit: str = "") -> dict:
     """Scan the trees, deduplicate, split by person and write train.csv / val.csv.
     `keep_split`: a folder with an earlier train.csv / val.csv whose people keep their sides,
-    or a manifest CSV whose people stay in validation."""
+    or a manifest CSV whose people stay in validation. `audit`: labels/audit.csv's decisions (audit.py)."""
     report: Counter = Counter()
     items = [item for root in roots for item in scan(Path(root), report)]
+    if audit:
+        items = apply_audit(items, audit, report)
     rows = deduplicate(items, report)
     keep = earlier_split(keep_split) if keep_split else None
     train, val = split(rows, val_ratio, seed, keep)
@@ -92,7 +96,7 @@ def prepare(roots: list[str], out_dir: str, val_ratio: float = 0.1, seed: int = 
     manifest.write(out / "val.csv", val)
     summary = {
         "roots": [str(Path(r).resolve()) for r in roots], "seed": seed, "val_ratio": val_ratio,
-        "kept_split_of": keep_split or None,
+        "kept_split_of": keep_split or None, "audit": audit or None,
         "images_found": len(items), "train": len(train), "val": len(val),
         "per_source": {s: {"train": sum(r.source == s for r in train), "val": sum(r.source == s for r in val)}
                        for s in sorted({r.source for r in rows})},

@@ -19,7 +19,8 @@ from pathlib import Path
 def _prepare(step: dict) -> None:
     from .prepare import prepare
 
-    prepare(step["roots"], step["out"], step.get("val_ratio", 0.1), step.get("seed", 0), step.get("keep_split", ""))
+    prepare(step["roots"], step["out"], step.get("val_ratio", 0.1), step.get("seed", 0), step.get("keep_split", ""),
+            step.get("audit", ""))
 
 
 def _train(step: dict) -> None:
@@ -81,7 +82,7 @@ FINISHED = {  # what a finished costly step leaves behind
 
 
 SETTINGS = {  # what each verb reads; a step with anything else is a typo, refused before any work
-    "prepare": {"roots", "out", "val_ratio", "seed", "keep_split"},
+    "prepare": {"roots", "out", "val_ratio", "seed", "keep_split", "audit"},
     "average": {"checkpoints", "out"},
     "export": {"checkpoint", "out", "card", "mirror_margin", "half_weights", "calibrate"},
     "quantize": {"model", "out", "calibration", "images", "float_nodes"},
