@@ -130,10 +130,11 @@ def test_shipped_model_recovers_to_a_trainable_checkpoint(tmp_path):
     faces = np.stack([clf.pre.fit(load_rgb(r.path), x_stretch=r.x_stretch) for r in test_rows])
     x = torch.from_numpy(clf.pre.normalize(faces))
     graph = clf.predict(faces)[:, 1]
-    t = clf.meta.get("temperature") or 1.0  # the graph tempers its answers; the recovered net gives raw logits
+    t = clf.meta.get("temperature") or 1.0  # the graph tempers and shifts its answers; the recovered net gives raw logits
+    shift = torch.tensor([0.0, clf.meta.get("bias") or 0.0])
     with torch.no_grad():
         logits = net.eval()(x)
-        untempered, recovered = torch.softmax(logits, 1)[:, 1].numpy(), torch.softmax(logits / t, 1)[:, 1].numpy()
+        untempered, recovered = torch.softmax(logits, 1)[:, 1].numpy(), torch.softmax(logits / t + shift, 1)[:, 1].numpy()
         batch_stats = torch.softmax(net.train()(x), 1)[:, 1].numpy()
     sure = np.abs(untempered - 0.5) > 0.25  # the graph re-runs unsure faces mirrored; compare the others
     assert sure.sum() > 100 and np.abs(recovered - graph)[sure].max() < 1e-4
