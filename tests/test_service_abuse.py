@@ -245,3 +245,26 @@ def test_a_multipart_body_is_held_about_once(parts):
     assert [name for name, _ in files] == [f"{i}.jpg" for i in range(parts)]
     assert all(got == want for (_, got), want in zip(files, datas))
     assert peak < 1.3 * size + (1 << 20), f"peak {peak / 2**20:.1f} MB for {size / 2**20:.0f} MB of parts"
+
+
+def test_the_nginx_config_agrees_with_the_settings():
+    """deploy/nginx.conf (docs/load.md) sets the same limits as the service's defaults."""
+    import re
+
+    from .conftest import ROOT
+
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+
+    def value(name: str) -> str:
+        found = re.search(rf"^\s*{name}\s+([^;]+);", conf, re.M)
+        assert found, name
+        return found.group(1).strip()
+
+    s = Settings()
+    assert value("client_header_timeout") == f"{s.header_timeout:g}s"
+    assert value("client_body_timeout") == f"{s.body_timeout:g}s"
+    assert value("keepalive_timeout") == f"{s.keep_alive_seconds}s"
+    assert int(value("client_max_body_size").rstrip("m")) * 2**20 == s.max_request_bytes
+    assert float(value("proxy_read_timeout").rstrip("s")) > s.request_timeout
+    assert float(re.search(r"upstream facegender \{[^}]*keepalive_timeout (\d+)s", conf).group(1)) < s.keep_alive_seconds
+    assert value("proxy_request_buffering") == "on"
