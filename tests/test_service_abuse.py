@@ -256,7 +256,7 @@ def test_the_nginx_config_agrees_with_the_settings():
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
 
     def value(name: str) -> str:
-        found = re.search(rf"^\s*{name}\s+([^;]+);", conf, re.M)
+        found = re.search(rf"^\s*{name}\s+([^;]+);", conf[conf.index("\nserver {"):], re.M)  # the server's own
         assert found, name
         return found.group(1).strip()
 
