@@ -159,10 +159,11 @@ def measure(a, work: Path) -> list[dict]:
         rows.append(dict(system=system, images=len(truth), seconds=r["seconds"], peak_mb=r["peak_mb"],
                          accuracy=accuracy(pred, truth)))
 
-    process_row("facegender (process.py, end to end)", *model_args)
+    process_row("facegender (process.py, end to end, auto precision)", *model_args)
     for other in a.also:  # other models, same folder, same run: the only fair speed comparison
         process_row(f"facegender {Path(other).name} (process.py)", "--model", other)
-    if not a.model:  # the shipped int8 copy, forced (auto takes it only on CPUs with VNNI)
+    if not a.model:  # each shipped graph forced (auto takes int8 only on CPUs with VNNI)
+        process_row("facegender float (process.py --precision float)", "--precision", "float")
         process_row("facegender int8 (process.py --precision int8)", "--precision", "int8")
 
     resnet = work / "resnet50.onnx"
