@@ -20,6 +20,7 @@ import random
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -153,7 +154,9 @@ def schemathesis_run(url: str, examples: int) -> dict:
            str(ROOT / "deploy" / "schemathesis.toml"), "run", url + "/openapi.json", "--checks", "all",
            "--max-examples", str(examples), "--generation-deterministic"]
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with tempfile.TemporaryDirectory() as cwd:  # its crash cache (.schemathesis/) stays out of the repository
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=cwd,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     text = r.stdout + r.stderr
     cases = re.search(r"(\d+) generated", text)
     failures = re.search(r"(\d+) (?:distinct )?failures?", text)

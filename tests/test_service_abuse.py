@@ -268,3 +268,23 @@ def test_the_nginx_config_agrees_with_the_settings():
     assert float(value("proxy_read_timeout").rstrip("s")) > s.request_timeout
     assert float(re.search(r"upstream facegender \{[^}]*keepalive_timeout (\d+)s", conf).group(1)) < s.keep_alive_seconds
     assert value("proxy_request_buffering") == "on"
+
+
+def test_the_abuse_benchmark_runs(tmp_path):
+    """benchmarks/abuse.py end to end on small inputs, so it cannot rot: every row printed, the
+    slow clients dropped by the default 10 s deadlines, schemathesis clean, the soak error-free."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "benchmarks.abuse", "--slow-clients", "5", "--every", "1",
+                        "--slow-seconds", "13", "--uploads", "2", "--upload-mb", "2", "--examples", "5",
+                        "--soak-seconds", "2", "--clients", "2", "--json", str(tmp_path / "a.json")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [line.split(" | ") for line in r.stdout.splitlines() if line.startswith("| ") and "tried" not in line]
+    assert len(rows) == 6
+    slowloris, trickle, _, _, fuzz, soak = rows
+    assert all(row[-1].strip(" |") == "yes" for row in (slowloris, trickle, fuzz, soak)), r.stdout
