@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from facegender.errors import ConfigError
 from facegender.training import models
 
 OFFLINE_IMAGENET = {"mobilenet_v2", "efficientnet_lite0"}  # the others warn that they start from scratch
@@ -18,7 +19,7 @@ def test_every_registered_model_runs_on_a_tiny_input(name):
 
 
 def test_unknown_model_lists_the_choices():
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(ConfigError) as e:
         models.get("vgg99")
     assert "mobilenet_v2" in str(e.value) and "resnet50" in str(e.value)
 

@@ -1,7 +1,7 @@
 import csv
 import filecmp
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -145,3 +145,16 @@ def test_label_audit_relabels_drops_and_keeps_as_decided(small_trees, tmp_path):
     audit.write_text(f"file,label,decision,note\nutkface/male/{male[0].name},female,drop,\n")  # filed as male
     with pytest.raises(ValueError, match="filed as male"):
         prepare([str(t) for t in small_trees], str(tmp_path / "again"), audit=str(audit))
+
+
+def test_a_tree_without_class_folders_is_one_line_on_stderr_and_exit_1(tmp_path, capsys):
+    from facegender.cli import main
+    from facegender.errors import InputError
+    from facegender.folders import scan
+
+    (tmp_path / "tree" / "male").mkdir(parents=True)
+    with pytest.raises(InputError, match="has no female/ folder"):
+        scan(tmp_path / "tree", Counter())
+    assert main(["prepare", str(tmp_path / "tree"), "--out", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("facegender: error: ") and "has no female/ folder" in err and "\n" not in err

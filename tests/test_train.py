@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 
+from facegender.errors import InputError
 from facegender.training.train import TrainConfig, train
 
 
@@ -103,7 +104,7 @@ def test_distillation_reads_a_teachers_answers_from_csv_and_refuses_gaps(small_m
         w.writerow(["path", "p_female"])
         w.writerows([os.path.relpath(r.path, answers.parent), 0.9] for r in rows[:-1])
     cfg = TrainConfig(teacher=str(answers), teacher_weight=0.25)
-    with pytest.raises(SystemExit, match=f"no answer for 1 of the {len(rows)} images asked for"):
+    with pytest.raises(InputError, match=f"no answer for 1 of the {len(rows)} images asked for"):
         teacher_targets(cfg, rows)
     targets = teacher_targets(cfg, rows[:-1])
     labels = np.array([r.label for r in rows[:-1]])

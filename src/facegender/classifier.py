@@ -9,15 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ModelError
 from .preprocess import Preprocess
 
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "facegender-default.onnx"
 DEFAULT_INT8 = DEFAULT_MODEL.with_name("facegender-default.int8.onnx")  # made by `facegender quantize`
 PRECISIONS = ("auto", "float", "int8")
-
-
-class ModelError(Exception):
-    """The model file is missing, damaged or not a facegender model: one clear message."""
 
 
 def has_vnni(cpuinfo: str | None = None) -> bool:

@@ -6,6 +6,8 @@ import json
 import sys
 from dataclasses import fields
 
+from .errors import FacegenderError
+
 
 def step_numbers(text: str) -> list[int]:
     """"3,5,11-14" -> [3, 5, 11, 12, 13, 14]."""
@@ -260,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.verb == "process":
         _check_engine(parser, args)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except FacegenderError as e:  # what the library raises instead of exiting: one line, exit 1
+        print(f"facegender: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _check_engine(parser, a) -> None:

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
 from .images import IMAGE_SUFFIXES
 from .manifest import CLASSES, Row
 
@@ -70,7 +71,7 @@ def scan(root: Path, report: Counter) -> list[tuple[Row, str]]:
     for label, cls in enumerate(CLASSES):
         folder = root / cls
         if not folder.is_dir():
-            raise SystemExit(f"{root} has no {cls}/ folder: prepare needs male/ and female/")
+            raise InputError(f"{root} has no {cls}/ folder: prepare needs male/ and female/")
         for p in sorted(folder.iterdir()):
             if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
                 report[f"{name}: not an image file, left out"] += 1

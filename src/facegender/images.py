@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import FacegenderError
 
 # A 30,000 x 30,000 image would need 2.7 GB as RGB; refuse anything over this many pixels
 # before decoding (the header alone tells the size, so the refusal costs no memory).
 MAX_PIXELS = 40_000_000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
-Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clearer error than PIL's warning
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a face
+# PIL is left as configured: its own bomb check (over 2 x Image.MAX_IMAGE_PIXELS) is answered as "too_large"
+# below, and a truncated file fails to load, never half a face, with PIL's ImageFile.LOAD_TRUNCATED_IMAGES default
 
 
-class ImageError(Exception):
+class ImageError(FacegenderError):
     """A per-item failure: `reason` is a short machine-readable code, str() the details."""
 
     def __init__(self, reason: str, message: str):
@@ -96,6 +99,10 @@ def _open(source) -> Image.Image:
         raise ImageError("not_found", f"{source} disappeared before it could be read") from None
     except IsADirectoryError:
         raise ImageError("not_a_file", f"{source} is a directory") from None
+    except Image.DecompressionBombError as e:  # PIL's own guard, far above ours: same reason as ours
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels[1]):,} pixels" if pixels else "the image"
+        raise ImageError("too_large", f"{size} is over the limit of {MAX_PIXELS:,} (decompression bomb guard)") from None
     except UnidentifiedImageError:
         raise ImageError("not_an_image", "not a recognised image format")
     except Exception as e:  # PIL raises many kinds on garbage headers

@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .errors import InputError
+
 CLASSES = ("male", "female")  # index = label, as in the original task
 
 
@@ -97,5 +99,5 @@ def read_answers(path: str | os.PathLike, rows: list[Row]) -> list[float]:
         answers = {os.path.normpath(base / d["path"]): float(d["p_female"]) for d in csv.DictReader(f)}
     missing = [r.path for r in rows if r.path not in answers]
     if missing:
-        raise SystemExit(f"{path} has no answer for {len(missing)} of the {len(rows)} images asked for, e.g. {missing[0]}")
+        raise InputError(f"{path} has no answer for {len(missing)} of the {len(rows)} images asked for, e.g. {missing[0]}")
     return [answers[r.path] for r in rows]

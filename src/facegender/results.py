@@ -6,8 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import FacegenderError
 
-class OutputError(Exception):
+
+class OutputError(FacegenderError):
     """The results cannot be written where asked; nothing half-written is left behind."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
+
 
 @dataclass
 class Place:
@@ -33,9 +35,9 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible (torch.cuda.is_available() is False)")
+        raise ConfigError("--device cuda: no CUDA device is visible (torch.cuda.is_available() is False)")
     if name not in ("cpu", "cuda"):
-        raise SystemExit(f"unknown device {name!r}; choose auto, cpu or cuda")
+        raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return name
 
 

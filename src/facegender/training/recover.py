@@ -18,6 +18,7 @@ import random
 import numpy as np
 import torch
 
+from ..errors import ModelError
 from ..preprocess import Preprocess
 from . import models
 from .data import FaceDataset, to_model_input
@@ -64,7 +65,7 @@ def checkpoint_from_onnx(path: str, rows, images: int = 2048, seed: int = 0) -> 
     convs, gemm = folded_weights(model.graph)
     pairs = conv_batchnorm_pairs(net)
     if len(pairs) != len(convs) or gemm is None:
-        raise SystemExit(f"{path}: {len(convs)} folded convolutions, {meta['architecture']} has {len(pairs)}")
+        raise ModelError(f"{path}: {len(convs)} folded convolutions, {meta['architecture']} has {len(pairs)}")
     with torch.no_grad():
         for (conv, bn), (w, b) in zip(pairs, convs):
             conv.weight.copy_(torch.from_numpy(w))

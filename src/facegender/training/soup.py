@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import InputError
+
 
 def average(checkpoints: list[str], out: str) -> dict:
     """Write the uniform average of `checkpoints` (train's best.pt files) to `out`."""
@@ -18,7 +20,7 @@ def average(checkpoints: list[str], out: str) -> dict:
     states = [torch.load(p, map_location="cpu", weights_only=False) for p in checkpoints]
     names = {s["model_name"] for s in states}
     if len(names) > 1 or len({(s["width"], s["height"]) for s in states}) > 1:
-        raise SystemExit(f"cannot average different architectures or input sizes: {sorted(names)}")
+        raise InputError(f"cannot average different architectures or input sizes: {sorted(names)}")
     first = states[0]["model"]
     averaged = {k: sum(s["model"][k] for s in states) / len(states) if v.is_floating_point() else v
                 for k, v in first.items()}

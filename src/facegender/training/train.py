@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import distributed, models
 from .. import manifest
+from ..errors import ConfigError
 from .data import FaceDataset, balance_weights, cell_of, to_model_input
 from ..preprocess import Preprocess
 
@@ -73,7 +74,7 @@ def make_optimizer(cfg: TrainConfig, params):
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer in ("adam", "adamw"):
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay if cfg.optimizer == "adamw" else 0.0)
-    raise SystemExit(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
 
 
 def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
@@ -202,7 +203,7 @@ def train(cfg: TrainConfig) -> dict:
     order = dict(shuffle=True)
     if place.world > 1:  # each process its own share of every epoch
         if cfg.balance:
-            raise SystemExit("--balance is not supported with several processes (torchrun)")
+            raise ConfigError("--balance is not supported with several processes (torchrun)")
         order = dict(sampler=DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=len(train_rows) > cfg.batch_size))
     elif cfg.balance:  # as many draws per epoch as images, weighted towards the rarer kinds of face
         weights = torch.as_tensor(balance_weights(train_rows, cfg.balance), dtype=torch.double)
@@ -218,7 +219,7 @@ def train(cfg: TrainConfig) -> dict:
         from .recover import checkpoint_from_onnx
         recovered = checkpoint_from_onnx(cfg.weights, train_rows)
         if recovered["model_name"] != cfg.model:
-            raise SystemExit(f"{cfg.weights} is a {recovered['model_name']}, not a {cfg.model} (pass --model {recovered['model_name']})")
+            raise ConfigError(f"{cfg.weights} is a {recovered['model_name']}, not a {cfg.model} (pass --model {recovered['model_name']})")
         model.load_state_dict(recovered["model"])
     elif cfg.weights:
         state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
@@ -229,7 +230,7 @@ def train(cfg: TrainConfig) -> dict:
         for p in spec.head(model).parameters():
             p.requires_grad = True
     elif cfg.mode != "finetune":
-        raise SystemExit(f"unknown mode {cfg.mode!r}; choose finetune or feature")
+        raise ConfigError(f"unknown mode {cfg.mode!r}; choose finetune or feature")
     net = model.to(device, memory_format=torch.channels_last)  # the unwrapped module: what checkpoints hold
     if place.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
