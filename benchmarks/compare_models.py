@@ -1,6 +1,6 @@
 """Candidate models side by side on the validation split: the figures that decide what ships.
 
-    python benchmarks/compare_models.py NAME=MODEL.onnx [NAME=MODEL.onnx ...] [--out docs/x.txt]
+    python -m benchmarks.compare_models NAME=MODEL.onnx [NAME=MODEL.onnx ...] [--out docs/x.txt]
 
 Accuracy on CelebA (aligned frames and tight 0.65 crops: the #2 target), UTKFace adults,
 the 600 people of `benchmarks/detection.py`'s portraits (their frames: the #17 accuracy
@@ -10,20 +10,17 @@ so a gain can be told from noise. The first model is the baseline the others are
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.detection import PER_SOURCE
+from facegender import manifest
+from facegender.classifier import Classifier
+from facegender.evaluate import benchmark_samples, population_masks, predict_rows_with
+from facegender.metrics import classification_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from detection import PER_SOURCE  # noqa: E402  (this folder is on sys.path when a benchmark runs)
-
-from facegender import manifest  # noqa: E402
-from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import benchmark_samples, population_masks, predict_rows_with  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
 
 COLUMNS = [("CelebA frames", "celeba", 1.0), ("CelebA tight", "celeba", 0.65),
            ("UTK 18+ frames", "utkface 18+", 1.0), ("portrait people", "portraits", 1.0), ("all frames", "all", 1.0)]

@@ -1,6 +1,6 @@
 """Accuracy against crop size: models side by side on the original task's kind of input.
 
-    python benchmarks/crop_size.py MODEL.onnx [MODEL.onnx ...]
+    python -m benchmarks.crop_size MODEL.onnx [MODEL.onnx ...]
 
 The same 10,000 tight CelebA validation crops as `throughput.py` (23x30 to ~420x600 JPEGs,
 median ~120 px wide, like the original task's data), classified through the same decode and
@@ -10,23 +10,19 @@ low-resolution validation frames and lose on larger, sharper crops; this shows i
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from benchmarks.throughput import build_folder
+from facegender import manifest
+from facegender.classifier import Classifier
+from facegender.metrics import classification_metrics
+from facegender.predict import model_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from PIL import Image  # noqa: E402
-from throughput import build_folder  # noqa: E402
-
-from facegender import manifest  # noqa: E402
-from facegender.classifier import Classifier  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
-from facegender.predict import model_inputs  # noqa: E402
 
 BANDS = [(0, 50), (50, 80), (80, 120), (120, 200), (200, 10_000)]  # crop width, pixels
 

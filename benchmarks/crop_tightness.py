@@ -1,6 +1,6 @@
 """Accuracy against crop tightness: how a model holds up from tight face crops to loose frames.
 
-    python benchmarks/crop_tightness.py [MODEL.onnx ...] [--out docs/crop_tightness]
+    python -m benchmarks.crop_tightness [MODEL.onnx ...] [--out docs/crop_tightness]
 
 Each validation image is cut to a centre box of a fraction of its frame (1.0: CelebA's whole
 aligned frame, face in the middle ~60%; 0.65: close to the original task's tight crops;
@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from facegender.classifier import DEFAULT_MODEL, Classifier
+from facegender.evaluate import benchmark_samples, predict_rows
+from facegender.metrics import classification_metrics
 
-from facegender.classifier import DEFAULT_MODEL, Classifier  # noqa: E402
-from facegender.evaluate import benchmark_samples, predict_rows  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FRACTIONS = [1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5]  # share of the frame's side kept
 

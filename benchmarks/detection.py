@@ -1,6 +1,6 @@
 """Detect mode side by side: ours with SCRFD and with MTCNN, and the peer's own pipeline.
 
-    python benchmarks/detection.py [--per-source 300] [--out docs/detection.json] > docs/detection.txt
+    python -m benchmarks.detection [--per-source 300] [--out docs/detection.json] > docs/detection.txt
 
 The same JPEG folders go to every system, each run as its own process tree from process
 start with 2 processes (ours: `process.py --detect --detector X`, a worker per core; the
@@ -32,15 +32,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from facegender import manifest
+from facegender.classifier import Classifier
+from facegender.evaluate import benchmark_samples
+from facegender.images import load_rgb
+from facegender.metrics import classification_metrics
+from facegender.preprocess import crop_box
 
-from facegender import manifest  # noqa: E402
-from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import benchmark_samples  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
-from facegender.preprocess import crop_box  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FACE_OF_FRAME = 0.5  # face width / CelebA frame width (eyes ~40 px apart in 178)
 WIDE = 1280  # the group photos also run with this --detector-side and --min-face 20: the input follows the smallest

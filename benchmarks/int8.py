@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import DEFAULT_INT8, DEFAULT_MODEL, Classifier, has_vnni  # noqa: E402

@@ -2,7 +2,7 @@
 share of faces that get a second (mirror-image) pass, on the validation split, beside the
 plain model and the model averaging every face with its mirror.
 
-    python benchmarks/mirror_margin.py CHECKPOINT_EXPORT.onnx [--out docs/mirror_margin]
+    python -m benchmarks.mirror_margin CHECKPOINT_EXPORT.onnx [--out docs/mirror_margin]
 
 The model (exported without a margin) runs once on each image and once on its mirror; each
 margin is then simulated from those probabilities: a face whose P(female) lies within
@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from facegender import manifest
+from facegender.classifier import Classifier
+from facegender.evaluate import population_masks, predict_rows_with
+from facegender.metrics import classification_metrics
 
-from facegender import manifest  # noqa: E402
-from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import population_masks, predict_rows_with  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MARGINS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]  # half-widths of the unsure band around P = 0.5
 

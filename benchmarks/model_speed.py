@@ -11,7 +11,6 @@ with all cores, and with one thread as each `process` worker runs it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.classifier import DEFAULT_MODEL, Classifier  # noqa: E402

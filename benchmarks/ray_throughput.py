@@ -1,7 +1,7 @@
 """Local engine vs `--engine ray` on the same folder of crops, side by side, with Ray's overhead.
 
-    python benchmarks/ray_throughput.py                  # 4,000 crops
-    python benchmarks/ray_throughput.py --images 10000 --out docs/ray_throughput.json
+    python -m benchmarks.ray_throughput                  # 4,000 crops
+    python -m benchmarks.ray_throughput --images 10000 --out docs/ray_throughput.json
 
 Each run is its own process, end to end (list, read, decode, classify, write), on a local
 Ray started with this machine's cores. Ray's fixed cost is split out: start-up (ray.init) and
@@ -20,13 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.throughput import build_folder, timed
+from facegender import manifest
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from throughput import build_folder, timed  # noqa: E402
-
-from facegender import manifest  # noqa: E402
 
 SMALL = 16
 

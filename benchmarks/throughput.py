@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from facegender import manifest  # noqa: E402
 from facegender.images import load_rgb  # noqa: E402

@@ -7,7 +7,7 @@ Google's `face_detection_short_range.tflite` (Apache-2.0) from the `mediapipe` 0
     pip download --no-deps mediapipe==0.10.21 -d /tmp/bf
     unzip -j /tmp/bf/mediapipe-0.10.21-*.whl 'mediapipe/modules/face_detection/face_detection_short_range.tflite' -d /tmp/bf
     .venv-tf/bin/python -m tf2onnx.convert --tflite /tmp/bf/face_detection_short_range.tflite --opset 17 --output /tmp/bf/blazeface.onnx
-    python experiments/blazeface_probe.py /tmp/bf/blazeface.onnx
+    python -m experiments.blazeface_probe /tmp/bf/blazeface.onnx
 
 (The full-range model ships only as a sparse tflite, and tf2onnx 1.17 crashes on it.)
 BlazeFace takes the whole photo letterboxed to 128x128 and gives boxes plus six keypoints
@@ -20,7 +20,6 @@ on one thread (resize and normalisation included), for both detectors.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,19 +27,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tools"))
+from benchmarks.detection import PER_SOURCE, build_sets
+from facegender.classifier import Classifier
+from facegender.evaluate import benchmark_samples
+from facegender.faces.detect import FaceDetector, align
+from facegender.faces.mtcnn import nms
+from facegender.images import load_rgb
+from facegender.metrics import classification_metrics
+from tools.convert_scrfd import frame_template
 
-from convert_scrfd import frame_template  # noqa: E402
-from detection import PER_SOURCE, build_sets  # noqa: E402
-from facegender.classifier import Classifier  # noqa: E402
-from facegender.evaluate import benchmark_samples  # noqa: E402
-from facegender.faces.detect import FaceDetector, align  # noqa: E402
-from facegender.faces.mtcnn import nms  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
-from facegender.metrics import classification_metrics  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SIDE = 128
 

@@ -8,7 +8,7 @@ It is too big (22 MB) and slow (~20 faces/s on 2 cores) to ship; `train --teache
 written here.
 
     pip install -e ".[teacher]"
-    python experiments/embedding_teacher.py --model runs/cand/stage5e2.onnx --out runs/teacher.csv
+    python -m experiments.embedding_teacher --model runs/cand/stage5e2.onnx --out runs/teacher.csv
 
 Prints validation accuracy of the ONNX model, the embedding classifier and their mean side by
 side, then writes each training image's mean P(female) (the embedding classifier's part

@@ -18,7 +18,7 @@ TensorFlow venv of its own; its outputs equal TF's to 5e-7).
 Runs in any environment with onnxruntime, numpy and pillow (.venv has them); one thread per
 process:
 
-    .venv/bin/python experiments/faceres_teacher.py manifests/val.csv \\
+    .venv/bin/python -m experiments.faceres_teacher manifests/val.csv \\
         --model runs/teachers/faceres.onnx --out runs/faceres_val.csv
 
 Prints the net's accuracy per source on the manifest, then writes path,p_female (1 - P(male)).
@@ -28,16 +28,14 @@ from __future__ import annotations
 import argparse
 import sys
 from multiprocessing import Pool
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from facegender import manifest  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
-from facegender.preprocess import crop_box  # noqa: E402
-from teacher_report import report_and_write  # noqa: E402
+from experiments.teacher_report import report_and_write
+from facegender import manifest
+from facegender.images import load_rgb
+from facegender.preprocess import crop_box
 
 FACE_SCALE = 1.6  # square crop side, in face boxes (row.min_crop of the frame), at most 1
 BGR = True  # channel order fed to the net

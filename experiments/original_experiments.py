@@ -1,6 +1,6 @@
 """Re-run the original task's experiments on our data and record them in docs/experiments.md.
 
-    python experiments/original_experiments.py [--limit 2000 --epochs 3]
+    python -m experiments.original_experiments [--limit 2000 --epochs 3]
 
 The original compared batch sizes 8/16/32, SGD vs Adam, fine-tuning vs feature extraction
 and several architectures (on ResNet50, a Colab GPU and 90k images). Here every run uses the
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from facegender.training.train import TrainConfig, train
 
-from facegender.training.train import TrainConfig, train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ORIGINAL = dict(optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=0.0, schedule="constant",
                 label_smoothing=0.0, augment=0.0, batch_size=16, width=80, height=96)
@@ -107,7 +105,7 @@ def main() -> None:
              f"Each run: {a.limit} training images and a quarter as many validation images, drawn with one seed from the "
              "identity-disjoint manifests (`facegender prepare` on all of ../shared/data), "
              f"{a.epochs} epochs, 80x96 input, the original recipe (SGD lr 0.001, momentum 0.9, batch 16, no augmentation) "
-             "unless the row says otherwise. Command: `python experiments/original_experiments.py`.", "",
+             "unless the row says otherwise. Command: `python -m experiments.original_experiments`.", "",
              "| question | run | best val acc | at epoch | val loss there | minutes |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
         best = r["history"][r["best_epoch"] - 1]

@@ -1,4 +1,5 @@
-"""The benchmarks run end to end on tiny inputs, so they cannot rot (CI times nothing)."""
+"""The benchmarks run end to end on tiny inputs, so they cannot rot (CI times nothing); as modules,
+`python -m benchmarks.NAME` from the repository root, the way their docstrings say."""
 import json
 import subprocess
 import sys
@@ -7,9 +8,9 @@ from .conftest import ROOT, SAMPLE
 
 
 def test_throughput_benchmark_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--manifest", str(SAMPLE), "--images", "24",
+    r = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--manifest", str(SAMPLE), "--images", "24",
                         "--baseline-images", "4", "--memory-images", "60", "--peer-python", "/nonexistent",
-                        "--out", str(tmp_path / "t.json")], capture_output=True, text=True, timeout=600)
+                        "--out", str(tmp_path / "t.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert [row["images"] for row in rows] == [24, 24, 24, 4, 1, 60]  # auto, float, int8, ResNet50, cold, memory
@@ -18,9 +19,9 @@ def test_throughput_benchmark_runs(tmp_path):
 
 
 def test_detection_benchmark_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "detection.py"), "--manifest", str(SAMPLE), "--per-source", "3",
+    r = subprocess.run([sys.executable, "-m", "benchmarks.detection", "--manifest", str(SAMPLE), "--per-source", "3",
                         "--photos", "2", "--big", "1", "--groups", "1", "--peer-python", "/nonexistent",
-                        "--out", str(tmp_path / "d.json")], capture_output=True, text=True, timeout=600)
+                        "--out", str(tmp_path / "d.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "d.json").read_text())
     portraits = report["portraits 250x250"]
@@ -43,9 +44,9 @@ def test_mirror_margin_benchmark_runs(tmp_path):
     torch.save({"model": net.state_dict(), "model_name": "mobilenet_v2", "width": 80, "height": 96,
                 "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}, tmp_path / "c.pt")
     export(str(tmp_path / "c.pt"), str(tmp_path / "plain.onnx"))
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mirror_margin.py"), str(tmp_path / "plain.onnx"),
+    r = subprocess.run([sys.executable, "-m", "benchmarks.mirror_margin", str(tmp_path / "plain.onnx"),
                         "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "mm")],
-                       capture_output=True, text=True, timeout=600)
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     table = json.loads((tmp_path / "mm.json").read_text())
     assert {row["system"] for row in table} >= {"plain", "mirror, every face", "mirror when unsure, 0.15"}
@@ -54,9 +55,9 @@ def test_mirror_margin_benchmark_runs(tmp_path):
 
 
 def test_crop_tightness_benchmark_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "crop_tightness.py"), "--manifest", str(SAMPLE),
+    r = subprocess.run([sys.executable, "-m", "benchmarks.crop_tightness", "--manifest", str(SAMPLE),
                         "--per-group", "12", "--fractions", "1.0", "0.6", "--out", str(tmp_path / "ct")],
-                       capture_output=True, text=True, timeout=600)
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "ct.json").read_text())
     assert report["images"] == {"celeba": 12, "utkface 18+": 12}
@@ -67,16 +68,16 @@ def test_crop_tightness_benchmark_runs(tmp_path):
 
 def test_crop_size_benchmark_runs():
     from facegender.classifier import DEFAULT_MODEL
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "crop_size.py"), str(DEFAULT_MODEL), "--manifest", str(SAMPLE),
-                        "--images", "40"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.crop_size", str(DEFAULT_MODEL), "--manifest", str(SAMPLE),
+                        "--images", "40"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     last = r.stdout.strip().splitlines()[-1].split()
     assert last[:2] == ["all", "40"] and 0.5 < float(last[2]) <= 1.0
 
 
 def test_int8_fidelity_benchmark_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "int8.py"), "--manifest", str(SAMPLE),
-                        "--out", str(tmp_path / "i.json")], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.int8", "--manifest", str(SAMPLE),
+                        "--out", str(tmp_path / "i.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "i.json").read_text())
     assert set(report["crops"]) == {"1.0", "0.65"}  # aligned and tight
@@ -88,10 +89,10 @@ def test_int8_fidelity_benchmark_runs(tmp_path):
 
 def test_compare_models_benchmark_runs(tmp_path):
     shipped = ROOT / "src" / "facegender" / "weights"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_models.py"),
+    r = subprocess.run([sys.executable, "-m", "benchmarks.compare_models",
                         f"f={shipped / 'facegender-default.onnx'}", f"q={shipped / 'facegender-default.int8.onnx'}",
                         "--manifest", str(SAMPLE), "--out", str(tmp_path / "c.txt")],
-                       capture_output=True, text=True, timeout=600)
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = (tmp_path / "c.txt").read_text().splitlines()
     assert lines[0].startswith("1000 validation images") and [line.split()[0] for line in lines[2:]] == ["f", "q"]

