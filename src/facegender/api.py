@@ -1,7 +1,8 @@
-"""facegender in a few functions.
+"""facegender in a few functions; `import facegender` exports them (docs/architecture.md).
 
-    import facegender.api as fg
+    import facegender as fg
     fg.predict("face.jpg")                # {'gender': 'female', 'probability': 0.98, ...}
+    fg.find_faces("group.jpg")            # one such record per face, with its box, most prominent first
     fg.process("photos/")                 # writes process_results.json, returns the summary
 """
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import functools
 
 from .classifier import Classifier
+from .faces.detect import FaceDetector
 from .pipeline import ProcessOptions, Summary, process_folder
-from .predict import Decoded, classify, model_inputs
+from .predict import Decoded, classify, decode, model_inputs
 
 
 @functools.lru_cache(maxsize=4)
@@ -28,6 +30,25 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     clf = load_model(model)
     arrays, faces, _ = model_inputs(image, clf.pre, detector)  # raises ImageError for a bad image
     return classify([Decoded(arrays, faces)], clf, detecting=detector is not None)[0][1]
+
+
+def classify_crops(images, model: str | None = None) -> list[dict]:
+    """Gender of many face crops in one model call (faster than `predict` on each), in order;
+    a bad image's record is its error ({"error": reason, "message": ...}) and the rest go on."""
+    clf = load_model(model)
+    return [rec for _, rec in classify([decode(image, clf.pre) for image in images], clf, detecting=False)]
+
+
+@functools.lru_cache(maxsize=4)
+def load_detector(detector: str = "scrfd", max_faces: int = 0) -> FaceDetector:
+    """A face detector ("scrfd" or "mtcnn"), built once: its ONNX sessions take a while to load."""
+    return FaceDetector(max_faces=max_faces, detector=detector)
+
+
+def find_faces(photo, model: str | None = None, detector: str = "scrfd", max_faces: int = 0) -> list[dict]:
+    """Every face in an ordinary photo, most prominent first (at most `max_faces`; 0 = all): its
+    gender, probability, p_female, box, landmarks and detector_confidence. [] when none is found."""
+    return predict(photo, model, load_detector(detector, max_faces))["faces"]
 
 
 def process(folder, **options) -> Summary:
