@@ -15,7 +15,7 @@ def test_throughput_benchmark_runs(tmp_path):
     rows = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert [row["images"] for row in rows] == [24, 24, 24, 4, 1, 60]  # auto, float, int8, ResNet50, cold, memory
     assert all(row["images_per_s"] > 0 and row["peak_mb"] > 0 for row in rows)
-    assert rows[0]["accuracy"] is not None and "x base" in r.stdout
+    assert 0.75 < rows[0]["accuracy"] <= 1 and "x base" in r.stdout  # the shipped model on 24 validation crops
 
 
 def test_detection_benchmark_runs(tmp_path):
@@ -26,9 +26,10 @@ def test_detection_benchmark_runs(tmp_path):
     report = json.loads((tmp_path / "d.json").read_text())
     portraits = report["portraits 250x250"]
     assert set(portraits) == {"facegender scrfd", "facegender mtcnn"}
-    assert portraits["facegender scrfd"]["photos"] == 6 and 0 <= portraits["facegender scrfd"]["found"] <= 1
+    assert portraits["facegender scrfd"]["photos"] == 6 and portraits["facegender scrfd"]["found"] >= 5 / 6
     assert report["group 1280x960"]["facegender mtcnn"]["faces"] == 6
-    assert report["group 1280x960"]["facegender scrfd side 1280 20px"]["false_detections"] >= 0
+    wide = report["group 1280x960"]["facegender scrfd side 1280 20px"]  # the seeded group of six, searched wide
+    assert wide["found"] == 1 and wide["false_detections"] == 0
     assert all(s["photos_per_s"] > 0 for s in report["4000x3000"].values())
 
 
@@ -50,7 +51,10 @@ def test_mirror_margin_benchmark_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     table = json.loads((tmp_path / "mm.json").read_text())
     assert {row["system"] for row in table} >= {"plain", "mirror, every face", "mirror when unsure, 0.15"}
-    assert all(0 <= row["second_passes"] <= 1 and 0 <= row["celeba"] <= 1 for row in table)
+    for crop in (1.0, 0.65):
+        shares = {row["system"]: row["second_passes"] for row in table if row["crop"] == crop}
+        assert shares.pop("plain") == 0 and shares.pop("mirror, every face") == 1
+        assert list(shares.values()) == sorted(shares.values())  # a wider unsure band: more second passes
     assert (tmp_path / "mm.png").stat().st_size > 0
 
 
@@ -62,7 +66,7 @@ def test_crop_tightness_benchmark_runs(tmp_path):
     report = json.loads((tmp_path / "ct.json").read_text())
     assert report["images"] == {"celeba": 12, "utkface 18+": 12}
     accs = report["accuracy"]["facegender-default"]
-    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in accs.values())
+    assert all(len(v) == 2 and v[0] > 0.7 for v in accs.values())  # the shipped model on the frames it knows
     assert (tmp_path / "ct.png").stat().st_size > 0
 
 

@@ -61,7 +61,8 @@ def test_details_carry_probabilities(face_folder, tmp_path):
     results = json.loads((tmp_path / "out.json").read_text())
     for name, entry in details["files"].items():
         assert entry["gender"] == results[name]
-        assert 0.5 <= entry["probability"] <= 1 and 0 <= entry["p_female"] <= 1
+        p = entry["p_female"]  # the probability is that of the answer given
+        assert abs(entry["probability"] - max(p, 1 - p)) < 2e-6 and (p > 0.5) == (entry["gender"] == "female")
     assert details["summary"]["classified"] == len(results)
 
 
