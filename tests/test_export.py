@@ -198,3 +198,20 @@ def test_normalize_gives_the_elementwise_imagenet_formula_bit_for_bit():
     out = pre.normalize(batch)
     assert out.dtype == np.float32 and out.flags.c_contiguous
     assert np.array_equal(out, expected.transpose(0, 3, 1, 2))
+
+
+def test_calibration_keeps_the_temperature_bounded_when_answers_carry_no_signal(monkeypatch, tmp_path):
+    """A barely trained model's answers can anti-correlate with the labels: the fit then keeps
+    T within [1/20, 20] (a positive T) and fits the bias alone, instead of diverging."""
+    from facegender import evaluate, manifest
+    from facegender.manifest import Row
+    from facegender.training import export as ex
+
+    rows = [Row(path=str(tmp_path / f"{i}.jpg"), label=i % 2, source="s") for i in range(200)]
+    manifest.write(tmp_path / "m.csv", rows)
+    rng = np.random.default_rng(0)
+    p = np.where(np.arange(200) % 2 == 1, 0.45, 0.55) + rng.normal(0, 0.001, 200)  # every answer slightly wrong
+    monkeypatch.setattr("facegender.classifier.Classifier", lambda path: None)
+    monkeypatch.setattr(evaluate, "predict_rows", lambda rows, clf: (p, []))
+    fit = ex.fit_calibration("unused.onnx", str(tmp_path / "m.csv"))
+    assert 1 / 20 <= fit["temperature"] <= 20 and np.isfinite(fit["bias"])

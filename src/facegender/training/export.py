@@ -95,6 +95,9 @@ def store_weights_as_float16(model) -> None:
     graph.node.extend(nodes)
 
 
+MAX_TEMPERATURE = 20.0  # the fitted T stays within [1/20, 20]
+
+
 def fit_calibration(model_path: str, manifest_path: str) -> dict:
     """The temperature T and bias b minimising the log loss of sigmoid(z / T + b) on a
     manifest's images (z: the exported model's log-odds), every source x sex cell weighted
@@ -128,6 +131,17 @@ def fit_calibration(model_path: str, manifest_path: str) -> dict:
         if np.abs(step).max() < 1e-10:
             break
     a, b = theta
+    if not (np.isfinite(theta).all() and 1 / MAX_TEMPERATURE <= a <= MAX_TEMPERATURE):
+        # answers with little signal (a barely trained model) send 1/T off to 0, infinity or
+        # below 0: keep T within bounds and fit the bias alone
+        a = float(np.clip(np.nan_to_num(a, nan=1.0), 1 / MAX_TEMPERATURE, MAX_TEMPERATURE))
+        b = 0.0
+        for _ in range(50):
+            s = 1 / (1 + np.exp(-(a * z + b)))
+            step = (w * (s - y)).sum() / ((w * s * (1 - s)).sum() + 1e-9)
+            b -= step
+            if abs(step) < 1e-10:
+                break
     after = 1 / (1 + np.exp(-(a * z + b)))
     return {"temperature": float(1 / a), "bias": float(b), "threshold_before": float(1 / (1 + np.exp(b / a))),
             "ece_before": calibration(y.astype(int), p)[0], "ece_after": calibration(y.astype(int), after)[0]}
