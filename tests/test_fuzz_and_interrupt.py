@@ -85,12 +85,13 @@ def test_a_dead_worker_stops_the_run_cleanly_and_resume_finishes(tmp_path, monke
     import shutil
 
     from facegender import pipeline
+    from facegender.options import ProcessOptions
     folder = tmp_path / "faces"
     folder.mkdir()
     for i, p in enumerate(real_images("utkface", "female", 60)):
         shutil.copy(p, folder / f"{i:03d}.jpg")
     shutil.copy(p, folder / "poison.jpg")
-    opts = pipeline.ProcessOptions(output=str(tmp_path / "r.json"), threads=2, batch_size=8, progress=False)
+    opts = ProcessOptions(output=str(tmp_path / "r.json"), threads=2, batch_size=8, progress=False)
     monkeypatch.setattr(pipeline, "_run_batch", _dies_on_poison)
     summary = pipeline.process_folder(folder, opts)
     assert summary.interrupted and summary.exit_code == pipeline.EXIT_INTERRUPTED

@@ -8,7 +8,8 @@ from PIL import Image
 
 import facegender.api as fg
 from facegender.evaluate import evaluate
-from facegender.pipeline import ProcessOptions, process_folder
+from facegender.options import ProcessOptions
+from facegender.pipeline import process_folder
 
 from .conftest import ROOT, SAMPLE
 

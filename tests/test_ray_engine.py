@@ -6,8 +6,8 @@ import shutil
 import pytest
 from PIL import Image
 
-from facegender.faces.detect import FaceDetector
-from facegender.pipeline import ProcessOptions, process_folder
+from facegender.options import ProcessOptions
+from facegender.pipeline import process_folder
 
 from .conftest import real_images
 from .test_detect import shipped
@@ -55,12 +55,12 @@ def photos(tmp_path_factory):
     return d
 
 
-def run_both(src, tmp_path, detector=None):
+def run_both(src, tmp_path, detect: bool = False):
     """(local results, local details, ray results, ray details) for one folder."""
     out = {}
     for engine in ("local", "ray"):
         opts = ProcessOptions(output=str(tmp_path / f"{engine}.json"), details=str(tmp_path / f"{engine}_details.json"),
-                              progress=False, detector=detector, batch_size=8)
+                              progress=False, detect=detect, batch_size=8)
         if engine == "local":
             opts.threads = 1  # in this process: no fork of a process running Ray
             summary = process_folder(src, opts)
@@ -95,7 +95,7 @@ def test_crops_match_the_local_engine(folder, tmp_path):
 
 
 def test_detect_mode_matches_the_local_engine(photos, tmp_path):
-    (_, local_results, local_details), (_, ray_results, ray_details) = run_both(photos, tmp_path, FaceDetector())
+    (_, local_results, local_details), (_, ray_results, ray_details) = run_both(photos, tmp_path, detect=True)
     assert ray_results == local_results
     assert ray_results["astronaut.jpg"] == "female" and ray_results["coffee.jpg"] is None  # Eileen Collins; a cup
     assert len(ray_details["files"]["group.jpg"]["faces"]) == len(local_details["files"]["group.jpg"]["faces"]) > 1
@@ -115,7 +115,7 @@ def test_row_files_hold_one_row_per_input(folder, tmp_path, fmt):
     want = {n: row_of(n, results.get(n), d) for n, d in json.loads((tmp_path / "d.json").read_text())["files"].items()}
     out = tmp_path / fmt
     src = folder.as_uri() if fmt == "parquet" else str(folder)
-    summary = process_source(src, ProcessOptions(output=str(out), progress=False), fmt=fmt)
+    summary = process_source(src, ProcessOptions(output=str(out), progress=False, format=fmt))
     if fmt == "parquet":
         table = pads.dataset(str(out), format="parquet").to_table().to_pylist()
     else:

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from facegender.api import load_model  # noqa: E402
-from facegender.faces.detect import FaceDetector  # noqa: E402
-from facegender.pipeline import ProcessOptions, process_folder  # noqa: E402
+from facegender.options import ProcessOptions  # noqa: E402
+from facegender.pipeline import process_folder  # noqa: E402
 from facegender.service import Settings, create_app  # noqa: E402
 from facegender.service.batching import Batcher  # noqa: E402
 
@@ -48,10 +48,10 @@ def upload(files: list[tuple[str, bytes]]) -> list:
     return [("files", (name, data, "application/octet-stream")) for name, data in files]
 
 
-def details_of(folder: Path, tmp: Path, detector=None) -> dict:
-    """`process FOLDER --details` (with --detect when a detector is given): file -> record."""
+def details_of(folder: Path, tmp: Path, detect: bool = False) -> dict:
+    """`process FOLDER --details` (--detect with detect): file -> record."""
     opts = ProcessOptions(output=str(tmp / "r.json"), details=str(tmp / "d.json"), threads=1, progress=False,
-                          detector=detector)
+                          detect=detect)
     process_folder(folder, opts, load_model())
     return json.loads((tmp / "d.json").read_text())["files"]
 
@@ -101,7 +101,7 @@ def test_crop_mode_equals_process_in_the_order_sent(client, crops, tmp_path):
 
 
 def test_detect_mode_equals_process_detect(client, photos, tmp_path):
-    expected = details_of(photos, tmp_path, FaceDetector())
+    expected = details_of(photos, tmp_path, detect=True)
     names = sorted(os.listdir(photos))
     r = client.post("/v1/classify?detect=true", files=upload([(n, (photos / n).read_bytes()) for n in names]))
     assert r.status_code == 200

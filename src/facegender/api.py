@@ -7,18 +7,21 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from .classifier import Classifier
 from .faces.detect import FaceDetector
-from .pipeline import ProcessOptions, Summary, process_folder
+from .options import ProcessOptions
+from .pipeline import Summary, process_folder
 from .predict import Decoded, classify, decode, model_inputs
 
 
 @functools.lru_cache(maxsize=4)
-def load_model(path: str | None = None) -> Classifier:
-    """The ONNX classifier at `path` (default: the shipped model), loaded once."""
-    return Classifier(path)
+def load_model(path: str | None = None, precision: str = "auto") -> Classifier:
+    """The ONNX classifier at `path` (default: the shipped model, float or int8 by
+    `precision`; auto: int8 where the CPU has VNNI), loaded once."""
+    return Classifier(path, precision=precision)
 
 
 def predict(image, model: str | None = None, detector=None) -> dict:
@@ -51,7 +54,11 @@ def find_faces(photo, model: str | None = None, detector: str = "scrfd", max_fac
     return predict(photo, model, load_detector(detector, max_faces))["faces"]
 
 
-def process(folder, **options) -> Summary:
-    """Classify a folder as `facegender process` does; options as in `ProcessOptions`."""
-    opts = ProcessOptions(**options)
-    return process_folder(folder, opts, load_model(opts.model))
+def process(folder, options: ProcessOptions | None = None, **fields) -> Summary:
+    """Classify a folder (with engine="ray", also a URI) as `facegender process` does: the
+    options whole, or any of `ProcessOptions`'s fields by name (over `options`)."""
+    opts = dataclasses.replace(options or ProcessOptions(), **fields)
+    if opts.engine == "ray":
+        from .engines.ray_engine import process_source
+        return process_source(str(folder), opts)
+    return process_folder(folder, opts, load_model(opts.model, opts.precision))

@@ -19,25 +19,17 @@ def step_numbers(text: str) -> list[int]:
 
 
 def _process(a) -> int:
+    from .api import process
     from .classifier import ModelError
-    from .pipeline import EXIT_CANNOT_RUN, ProcessOptions, process_folder, summary_dict
+    from .options import ProcessOptions
+    from .pipeline import EXIT_CANNOT_RUN, summary_dict
     from .results import OutputError
 
-    opts = ProcessOptions(output=a.output, details=a.details, model=a.model, precision=a.precision, recursive=a.recursive,
-                          resume=a.resume, batch_size=a.batch_size, threads=a.threads, progress=not a.quiet,
-                          annotate=a.annotate)
+    opts = ProcessOptions(**{f.name: getattr(a, f.name) for f in fields(ProcessOptions) if hasattr(a, f.name)})
     try:
-        if a.detect:
-            from .faces.detect import FaceDetector
-            opts.detector = FaceDetector(max_faces=a.max_faces, detector=a.detector, min_face=a.min_face,
-                                         max_side=a.detector_side)
-        if a.engine == "ray":
-            from .engines.ray_engine import process_source
-            summary = process_source(a.folder, opts, fmt=a.format, address=a.address, read_tasks=a.read_tasks)
-        else:
-            summary = process_folder(a.folder, opts)
+        summary = process(a.folder, opts)
     except ModuleNotFoundError as e:
-        if a.engine != "ray" or (e.name or "").split(".")[0] not in ("ray", "pyarrow"):
+        if opts.engine != "ray" or (e.name or "").split(".")[0] not in ("ray", "pyarrow"):
             raise
         print(f"facegender: error: --engine ray needs Ray: pip install 'facegender[ray]' ({e})", file=sys.stderr)
         return EXIT_CANNOT_RUN
@@ -55,7 +47,7 @@ def _process(a) -> int:
               + ("" if a.details else " (per-file messages: --details FILE)"), file=sys.stderr)
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
-    if not a.quiet:
+    if opts.progress:
         print("stage seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()), file=sys.stderr)
     if summary.interrupted:
         print("interrupted: finished results were saved; run again with --resume to continue", file=sys.stderr)
@@ -97,6 +89,7 @@ def _serve(a) -> int:
     from .service.settings import Settings
 
     return serve(Settings.from_env(host=a.host, port=a.port, api_key=a.api_key, model=a.model, precision=a.precision,
+                                   detector=a.detector, min_face=a.min_face, detector_side=a.detector_side,
                                    cors_origins=a.cors_origin,
                                    max_request_bytes=a.max_request_mb and int(a.max_request_mb * 2**20),
                                    max_files=a.max_files, max_pixels=a.max_pixels, request_timeout=a.timeout,
@@ -129,39 +122,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facegender", description="Tell a face's gender from a photo.")
     sub = p.add_subparsers(dest="verb", required=True)
 
+    from .classifier import PRECISIONS
+    from .faces.detect import DETECTORS, MIN_FACE, SCRFD_MAX_SIDE
+    from .options import ENGINES, FORMATS, ProcessOptions
+
+    d = ProcessOptions()  # the flags' defaults are the options' own
     s = sub.add_parser("process", help="classify every image in a folder -> process_results.json",
                        description="Exit codes: 0 all classified, 1 some failed, 2 bad command line, "
                                    "3 none classified, 4 could not run (folder, model or output), 130 interrupted.")
     s.add_argument("folder")
-    s.add_argument("-o", "--output", default="process_results.json", help="file name -> gender JSON (default %(default)s)")
+    s.add_argument("-o", "--output", default=d.output, help="file name -> gender JSON (default %(default)s)")
     s.add_argument("--details", help="also write a JSON with probabilities, per-file errors and the summary")
     s.add_argument("--model", help="ONNX model exported by `facegender export` (default: the shipped model)")
     s.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     s.add_argument("--resume", action="store_true", help="keep the results already in --output; do the rest")
     s.add_argument("--detect", action="store_true", help="find faces in ordinary photos instead of taking face crops")
-    s.add_argument("--max-faces", type=int, default=0, help="with --detect: keep only the N most prominent faces "
-                   "(size x centrality; 0 = all)")
-    s.add_argument("--detector", choices=["scrfd", "mtcnn"], default="scrfd", help="with --detect: SCRFD-2.5G (default, "
+    s.add_argument("--max-faces", type=int, default=d.max_faces, help="with --detect: keep only the N most prominent "
+                   "faces (size x centrality; 0 = all)")
+    s.add_argument("--detector", choices=DETECTORS, default=d.detector, help="with --detect: SCRFD-2.5G (default, "
                    "faster, finds more) or MTCNN")
-    s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD 24 "
-                   "in the photo, MTCNN 40 in the photo scaled to <= 1024 px)")
+    s.add_argument("--min-face", type=float, help="with --detect: smallest face searched for, pixels (default: SCRFD "
+                   f"{MIN_FACE['scrfd']} in the photo, MTCNN {MIN_FACE['mtcnn']} in the photo scaled to <= 1024 px)")
     s.add_argument("--detector-side", type=int, help="with --detect (SCRFD): longest side of the detector's input, "
-                   "pixels (default 640: a 12-megapixel photo costs what a 640x480 one does; raise it to find faces "
-                   "under ~30 px in photos over 1000 px)")
+                   f"pixels (default {SCRFD_MAX_SIDE}: a 12-megapixel photo costs what a 640x480 one does; raise it "
+                   "to find faces under ~30 px in photos over 1000 px)")
     s.add_argument("--annotate", metavar="DIR", help="with --detect: write copies of the photos with boxes drawn")
-    s.add_argument("--precision", choices=["auto", "float", "int8"], default="auto", help="the shipped model's "
-                   "graph: auto (default) takes int8 where the CPU has VNNI (avx512_vnni / avx_vnni), float elsewhere")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--threads", type=int, default=0, help="worker processes, one per core (0 = all cores)")
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--engine", choices=["local", "ray"], default="local", help="local: a process per core (default); "
+    s.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="the shipped model's graph: auto "
+                   "(default) takes int8 where the CPU has VNNI (avx512_vnni / avx_vnni), float elsewhere")
+    s.add_argument("--batch-size", type=int, default=d.batch_size)
+    s.add_argument("--threads", type=int, default=d.threads, help="worker processes, one per core (0 = all cores)")
+    s.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
+    s.add_argument("--engine", choices=ENGINES, default=d.engine, help="local: a process per core (default); "
                    "ray: Ray Data on a cluster, FOLDER may then be a URI (s3://, gs://, hdfs://)")
     s.add_argument("--address", help="with --engine ray: the cluster to join (auto, ray://HOST:10001); "
                    "default: start a local Ray on --threads cores")
-    s.add_argument("--format", choices=["json", "parquet", "jsonl"], default="json", help="with --engine ray: "
+    s.add_argument("--format", choices=FORMATS, default=d.format, help="with --engine ray: "
                    "parquet/jsonl write one row per file into the folder or URI --output (for very large archives)")
-    s.add_argument("--read-tasks", type=int, default=0, help="with --engine ray: file reads at once (0: a quarter "
-                   "of the cluster's CPUs; raise it for s3:// and gs://, whose reads wait on the network)")
+    s.add_argument("--read-tasks", type=int, default=d.read_tasks, help="with --engine ray: file reads at once (0: a "
+                   "quarter of the cluster's CPUs; raise it for s3:// and gs://, whose reads wait on the network)")
     s.set_defaults(run=_process)
 
     s = sub.add_parser("prepare", help="class folders -> seeded, person-disjoint train.csv / val.csv")
@@ -242,8 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="default 8000")
     s.add_argument("--api-key", help="require this key (X-API-Key or Authorization: Bearer) on /v1/* and /metrics")
     s.add_argument("--model", help="ONNX model (default: the shipped model)")
-    s.add_argument("--precision", choices=["auto", "float", "int8"], help="the shipped model's (default auto: "
+    s.add_argument("--precision", choices=PRECISIONS, help="the shipped model's (default auto: "
                    "int8 where the CPU has VNNI); GET /v1/model says which ran and why")
+    s.add_argument("--detector", choices=DETECTORS, help="for ?detect=true (default scrfd)")
+    s.add_argument("--min-face", type=float, help="for ?detect=true: smallest face searched for, pixels (as process)")
+    s.add_argument("--detector-side", type=int, help="for ?detect=true (SCRFD): longest side of its input (as process)")
     s.add_argument("--cors-origin", help="allow these browser origins, comma-separated (default: no CORS)")
     s.add_argument("--max-request-mb", type=float, help="request body limit (default 32)")
     s.add_argument("--max-files", type=int, help="files per request (default 64)")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from .classifier import Classifier
 from .faces.detect import annotate
 from .images import IMAGE_SUFFIXES
+from .options import ProcessOptions
 from .predict import classify, decode
 from .results import read_json, write_json_atomic
 
@@ -32,22 +33,6 @@ INLINE_MAX = 16  # up to this many inputs run in the calling process: starting w
 
 # Exit codes of `facegender process` / `process.py`
 EXIT_ALL_OK, EXIT_SOME_FAILED, EXIT_NONE_OK, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
-
-
-@dataclass
-class ProcessOptions:
-    output: str = "process_results.json"  # file name -> "male"/"female", as the original
-    details: str | None = None  # optional JSON with probabilities, errors and the summary
-    model: str | None = None  # ONNX model path; None = the shipped default
-    precision: str = "auto"  # the shipped default's graph: "auto" (int8 on CPUs with VNNI), "float" or "int8"
-    recursive: bool = False  # descend into sub-folders (keys become relative paths)
-    resume: bool = False  # keep finished results from `output` and do only the rest
-    batch_size: int = 64  # images per ONNX Runtime call (64: full speed, ~200 MB peak)
-    threads: int = 0  # worker processes (one per core); 0 = all cores
-    checkpoint_seconds: float = 10.0  # write partial results this often
-    progress: bool = True  # show a progress bar on stderr
-    detector: object = None  # a detect.FaceDetector: find faces instead of taking crops
-    annotate: str | None = None  # with a detector: folder for copies with boxes drawn
 
 
 @dataclass
@@ -186,7 +171,8 @@ class ResultFiles:
 
 
 def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: Classifier | None = None) -> Summary:
-    """Classify `folder` into `opts.output` (and `opts.details`); returns the summary."""
+    """Classify `folder` into `opts.output` (and `opts.details`); returns the summary.
+    `classifier`: one already loaded from `opts.model` / `opts.precision`, to reuse."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder" if folder.exists() else f"folder {folder} does not exist")
@@ -198,6 +184,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     files = ResultFiles(opts, names, summary)
     results, details, save = files.results, files.details, files.save
     todo = [n for n in names if n not in results]
+    detector = opts.face_detector()
     cores = opts.threads or (os.cpu_count() or 1)
     # at least 4 batches per worker, so no worker idles while another finishes a long batch
     size = max(1, min(opts.batch_size, -(-len(todo) // (4 * cores))))
@@ -209,15 +196,15 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     if processes > 1:  # a process per core, each decoding and classifying whole batches
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         pool = ProcessPoolExecutor(processes, context, _start_worker,
-                                   (str(classifier.path), opts.detector, folder, opts.annotate))
+                                   (str(classifier.path), detector, folder, opts.annotate))
         done = pool.map(_run_batch, batches)
     else:
-        done = map(_BatchWorker(classifier, opts.detector, folder, opts.annotate), batches)
+        done = map(_BatchWorker(classifier, detector, folder, opts.annotate), batches)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
     last_save = time.monotonic()
-    stage = "decode" if opts.detector is None else "decode+detect"
+    stage = "decode" if detector is None else "decode+detect"
     try:
         for items, classify_seconds in done:
             summary.seconds["classify"] += classify_seconds
@@ -230,7 +217,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
                     continue
                 results[it.name], details[it.name] = it.result, it.detail
                 summary.classified += 1
-                summary.no_face += opts.detector is not None and it.result is None
+                summary.no_face += detector is not None and it.result is None
             bar.update(len(items))
             if time.monotonic() - last_save > opts.checkpoint_seconds:
                 save()

@@ -9,26 +9,27 @@ workers as Parquet / JSON-lines for archives too big for one JSON file.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
 import time
 
 from ..classifier import Classifier
-from ..pipeline import ProcessOptions, ResultFiles, Summary
+from ..options import ProcessOptions
+from ..pipeline import ResultFiles, Summary
 from ..predict import classify, decode
 from . import outputs
 from .listing import list_source
-
-FORMATS = ("json", "parquet", "jsonl")
 
 
 class ClassifyBatch:
     """Ray Data callable class: bytes of a batch of files -> their rows (one actor, one model)."""
 
-    def __init__(self, model: str | None, detector, threads: int, prefix: str, precision: str = "auto"):
-        self.classifier = Classifier(model, threads=threads, precision=precision)  # the node's own CPU decides "auto"
-        self.detector, self.prefix = detector, prefix
+    def __init__(self, opts: ProcessOptions, threads: int, prefix: str):
+        # opts.model None: each node loads its own installed default, and its own CPU decides "auto"
+        self.classifier = Classifier(opts.model, threads=threads, precision=opts.precision)
+        self.detector, self.prefix = opts.face_detector(threads), prefix
 
     def __call__(self, batch: dict):
         decoded = [decode(b, self.classifier.pre, self.detector) for b in batch["bytes"]]
@@ -51,45 +52,43 @@ def connect(address: str | None, cpus: int) -> bool:
     return True
 
 
-def build_dataset(listing, names: list[str], model: str | None, detector, batch_size: int, cpus_per_actor: int,
-                  read_tasks: int = 0, precision: str = "auto"):
+def build_dataset(listing, names: list[str], opts: ProcessOptions, cpus_per_actor: int = 1):
     """The lazy pipeline: read bytes -> decode + classify on a fixed pool of actors.
-    read_tasks: reads at once (0: a quarter of the actors; raise it for object stores, whose
-    reads wait on the network rather than the disk)."""
+    opts.read_tasks: reads at once (0: a quarter of the actors; raise it for object stores,
+    whose reads wait on the network rather than the disk)."""
     import ray
     import ray.data
 
     cores = int(ray.cluster_resources().get("CPU", 1))
     actors = max(1, cores // cpus_per_actor)
     # at least 4 batches per actor, as the local engine, so no actor idles on a long batch
-    size = max(1, min(batch_size, -(-len(names) // (4 * actors))))
+    size = max(1, min(opts.batch_size, -(-len(names) // (4 * actors))))
     actors = max(1, min(actors, -(-len(names) // size)))
     # reads take no CPU slot (actors holding every core would starve them) but are few: each
     # is a worker process of its own, and unbounded they crowd out the actors (2.7x slower here)
-    read_tasks = read_tasks or max(1, actors // 4)
+    read_tasks = opts.read_tasks or max(1, actors // 4)
     ds = ray.data.read_binary_files([listing.path(n) for n in names], include_paths=True,
                                     filesystem=listing.filesystem, num_cpus=0, concurrency=read_tasks)
     return ds.map_batches(ClassifyBatch, batch_size=size, batch_format="numpy", num_cpus=cpus_per_actor,
                           compute=ray.data.ActorPoolStrategy(size=actors),
-                          fn_constructor_args=(model, detector, cpus_per_actor, listing.prefix, precision))
+                          fn_constructor_args=(opts, cpus_per_actor, listing.prefix))
 
 
-def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: str | None = None,
-                   cpus_per_actor: int = 1, read_tasks: int = 0) -> Summary:
+def process_source(src: str, opts: ProcessOptions, cpus_per_actor: int = 1) -> Summary:
     """Classify every file of `src` on Ray into `opts.output` (a JSON file, or for
-    fmt parquet/jsonl a folder or URI of row files); returns the summary."""
+    opts.format parquet/jsonl a folder or URI of row files); returns the summary."""
     import ray
     import ray.data
 
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
+    fmt = opts.format
+    if opts.model:  # actors run in folders of their own
+        opts = dataclasses.replace(opts, model=os.path.abspath(opts.model))
     # fails now on a bad model; its preprocessing names listing errors
     driver = Classifier(opts.model, threads=1, precision=opts.precision)
-    model = str(driver.path) if opts.model else None  # None: each node loads its own installed default
     listing = list_source(src, opts.recursive, driver.pre)
     summary = Summary(inputs=len(listing.names), notes=list(listing.notes))
     t = time.perf_counter()
-    started = connect(address, opts.threads)
+    started = connect(opts.address, opts.threads)
     summary.seconds["ray_start"] += time.perf_counter() - t
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = opts.progress and fmt != "json"  # json: one tqdm bar of files instead
@@ -97,8 +96,7 @@ def process_source(src: str, opts: ProcessOptions, fmt: str = "json", address: s
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     def build(names):
-        return build_dataset(listing, names, model, opts.detector, opts.batch_size, cpus_per_actor, read_tasks,
-                             opts.precision)
+        return build_dataset(listing, names, opts, cpus_per_actor)
 
     try:
         if fmt == "json":

@@ -28,7 +28,8 @@ class Engine:
     def __init__(self, settings: Settings, classifier: Classifier | None = None, metrics=None):
         self.settings = settings
         self.classifier = classifier or Classifier(settings.model, threads=1, precision=settings.precision)
-        self.detector = FaceDetector(threads=1)
+        self.detector = FaceDetector(threads=1, detector=settings.detector, min_face=settings.min_face,
+                                     max_side=settings.detector_side)
         self.metrics = metrics
         self.pool: ThreadPoolExecutor | None = None
         self.decoded_slots: asyncio.Semaphore | None = None

@@ -16,6 +16,9 @@ class Settings:
     port: int = 8000
     model: str | None = None  # ONNX model path; None = the shipped one, float or int8 by precision
     precision: str = "auto"  # the shipped model's: auto (int8 where the CPU has VNNI), float or int8
+    detector: str = "scrfd"  # for ?detect=true: one of faces.detect.DETECTORS
+    min_face: float | None = None  # smallest face searched for, pixels (None: faces.detect.MIN_FACE)
+    detector_side: int | None = None  # SCRFD's longest input side (None: faces.detect.SCRFD_MAX_SIDE)
     api_key: str | None = None  # when set, /v1/* and /metrics need X-API-Key or Authorization: Bearer
     cors_origins: list[str] = field(default_factory=list)  # empty = no CORS headers at all
     max_request_bytes: int = 32 * 1024 * 1024  # whole request body, multipart or JSON
@@ -59,7 +62,7 @@ class Settings:
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
-            kind = type(f.default) if isinstance(f.default, (int, float)) else str  # lists come as "a,b"
+            kind = next((k for k in (float, int) if k.__name__ in str(f.type)), str)  # lists come as "a,b"
             values[f.name] = kind(raw)
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)
