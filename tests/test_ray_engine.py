@@ -107,12 +107,12 @@ def test_detect_mode_matches_the_local_engine(photos, tmp_path):
 def test_row_files_hold_one_row_per_input(folder, tmp_path, fmt):
     import pyarrow.dataset as pads
 
-    from facegender.engines.outputs import row_of
+    from facegender.record import Answer
 
     local = ProcessOptions(output=str(tmp_path / "local.json"), details=str(tmp_path / "d.json"), progress=False, threads=1)
     process_folder(folder, local)
     results = json.loads((tmp_path / "local.json").read_text())
-    want = {n: row_of(n, results.get(n), d) for n, d in json.loads((tmp_path / "d.json").read_text())["files"].items()}
+    want = {n: Answer.from_dict(d).to_row(n) for n, d in json.loads((tmp_path / "d.json").read_text())["files"].items()}
     out = tmp_path / fmt
     src = folder.as_uri() if fmt == "parquet" else str(folder)
     summary = process_source(src, ProcessOptions(output=str(out), progress=False, format=fmt))

@@ -32,14 +32,14 @@ def predict(image, model: str | None = None, detector=None) -> dict:
     """
     clf = load_model(model)
     arrays, faces, _ = model_inputs(image, clf.pre, detector)  # raises ImageError for a bad image
-    return classify([Decoded(arrays, faces)], clf, detecting=detector is not None)[0][1]
+    return classify([Decoded(arrays, faces)], clf, detecting=detector is not None)[0].to_dict()
 
 
 def classify_crops(images, model: str | None = None) -> list[dict]:
     """Gender of many face crops in one model call (faster than `predict` on each), in order;
     a bad image's record is its error ({"error": reason, "message": ...}) and the rest go on."""
     clf = load_model(model)
-    return [rec for _, rec in classify([decode(image, clf.pre) for image in images], clf, detecting=False)]
+    return [a.to_dict() for a in classify([decode(image, clf.pre) for image in images], clf, detecting=False)]
 
 
 @functools.lru_cache(maxsize=4)

@@ -27,6 +27,7 @@ from .faces.detect import annotate
 from .images import IMAGE_SUFFIXES
 from .options import ProcessOptions
 from .predict import classify, decode
+from .record import Answer
 from .results import read_json, write_json_atomic
 
 INLINE_MAX = 16  # up to this many inputs run in the calling process: starting workers (~0.3 s) costs more
@@ -46,6 +47,15 @@ class Summary:
     notes: list = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)  # per stage, summed over workers: decode (+detect), classify, write
     interrupted: bool = False
+
+    def count(self, answer: Answer) -> None:
+        """One finished input: classified (and maybe with no face found), or failed and why."""
+        if answer.error:
+            self.failed += 1
+            self.errors[answer.error] += 1
+        else:
+            self.classified += 1
+            self.no_face += answer.faces == []
 
     @property
     def exit_code(self) -> int:
@@ -77,12 +87,10 @@ def list_inputs(folder: Path, recursive: bool) -> tuple[list[str], list[str]]:
 
 @dataclass
 class _Item:
-    """One input on its way through the stages, and what comes back to the main process."""
+    """One input's answer and its decode (+ detect) time, sent back to the main process."""
     name: str
-    result: object = None  # value for process_results.json
-    detail: dict | None = None  # entry for the details file
-    error: dict | None = None
-    seconds: float = 0.0  # decode (+ detect) time
+    answer: Answer
+    seconds: float = 0.0
 
 
 def _write_annotated(img, faces: list, dest: Path) -> None:
@@ -107,18 +115,13 @@ class _BatchWorker:
         answers = classify(decoded, self.classifier, detecting=self.detector is not None)
         seconds = time.perf_counter() - t
         items = []
-        for name, d, (result, detail) in zip(names, decoded, answers):
-            it = _Item(name, seconds=d.seconds)
-            if d.error:
-                it.error = detail
-            else:
-                it.result, it.detail = result, detail
+        for name, d, answer in zip(names, decoded, answers):
             if d.image is not None:
                 try:
-                    _write_annotated(d.image, detail["faces"], Path(self.annotate_dir) / name)
+                    _write_annotated(d.image, answer.faces, Path(self.annotate_dir) / name)
                 except OSError as e:
-                    detail["annotate_error"] = str(e)
-            items.append(it)
+                    answer.annotate_error = str(e)
+            items.append(_Item(name, answer, d.seconds))
         return items, seconds
 
 
@@ -210,14 +213,10 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
             summary.seconds["classify"] += classify_seconds
             for it in items:
                 summary.seconds[stage] += it.seconds
-                if it.error:
-                    summary.failed += 1
-                    summary.errors[it.error["error"]] += 1
-                    details[it.name] = it.error
-                    continue
-                results[it.name], details[it.name] = it.result, it.detail
-                summary.classified += 1
-                summary.no_face += detector is not None and it.result is None
+                details[it.name] = it.answer.to_dict()
+                summary.count(it.answer)
+                if not it.answer.error:
+                    results[it.name] = it.answer.value
             bar.update(len(items))
             if time.monotonic() - last_save > opts.checkpoint_seconds:
                 save()

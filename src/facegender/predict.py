@@ -1,6 +1,6 @@
-"""The one predict path: decode -> (detect -> align) -> classify -> record.
+"""The one predict path: decode -> (detect -> align) -> classify -> Answer (record.py).
 
-`process` (local engine), `api.predict`, the HTTP service and the Ray batch function all
+`process` (local engine), `api.classify`, the HTTP service and the Ray batch function all
 call these functions, so the same input gets the same answer whichever way it came in.
 Stages are separate so a caller can batch: decode many inputs (in threads or processes),
 then classify all their faces in one model call.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .images import ImageError, load_rgb
+from .record import Answer, FaceAnswer
 
 
 @dataclass
@@ -53,34 +54,30 @@ def decode(source, pre, detector=None, keep_image: bool = False) -> Decoded:
     return out
 
 
-def classify(decoded: list[Decoded], classifier, detecting: bool) -> list[tuple[object, dict]]:
-    """All faces of `decoded` in one model call -> (value for process_results.json, record) each.
+def classify(decoded: list[Decoded], classifier, detecting: bool) -> list[Answer]:
+    """All faces of `decoded` in one model call -> one Answer each (a failed input's is its error).
 
     Detected faces are averaged with their mirror image (+0.4 points on validation portraits
     for a plain model; one exported with a mirror margin does it itself for unsure faces).
-    A failed input's record is its error and its value None.
     """
     arrays = [a for d in decoded for a in d.arrays]
     probs = classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
     out, k = [], 0
     for d in decoded:
         if d.error:
-            out.append((None, dict(d.error)))
+            out.append(Answer.failed(d.error["error"], d.error.get("message")))
             continue
-        out.append(record(classifier.labels, probs[k:k + len(d.arrays)], d.faces))
+        out.append(answer(classifier.labels, probs[k:k + len(d.arrays)], d.faces))
         k += len(d.arrays)
     return out
 
 
-def record(labels, probs, faces) -> tuple[object, dict]:
-    """(value for process_results.json, entry for the details file) of one image."""
-    def one(p):
+def answer(labels, probs, faces) -> Answer:
+    """One image's Answer from its faces' probabilities (crop mode: faces is None, one row)."""
+    def one(p) -> dict:
         i = int(p.argmax())
         return {"gender": labels[i], "probability": round(float(p[i]), 6), "p_female": round(float(p[1]), 6)}
     if faces is None:
-        entry = one(probs[0])
-        return entry["gender"], entry
-    found = [{**one(p), **f.describe()} for p, f in zip(probs, faces)]
-    if not found:
-        return None, {"faces": [], "reason": "no face found"}
-    return found[0]["gender"], {"faces": found}  # faces come most prominent first (faces.detect.prominence)
+        return Answer(**one(probs[0]))
+    found = [FaceAnswer(**one(p), **f.describe()) for p, f in zip(probs, faces)]  # most prominent first (detect.prominence)
+    return Answer(faces=found, reason=None if found else "no face found")

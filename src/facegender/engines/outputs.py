@@ -1,15 +1,11 @@
-"""One row per input, the form a distributed engine moves and archives results in, and the
-way back to the local engine's `process_results.json` / `--details` records.
+"""Rows (record.Answer.to_row) as Arrow tables, Parquet and JSON-lines files.
 
-A row is flat (path, gender, probability, p_female, faces as a JSON string, error, message)
-with a fixed Arrow schema, so Parquet and JSON-lines files from different workers always
-agree on their columns, whatever mix of crops, faces and errors each block held.
+The schema is fixed, so files from different workers always agree on their columns,
+whatever mix of crops, faces and errors each block held.
 """
 from __future__ import annotations
 
-import json
-
-ROW_FIELDS = ("path", "gender", "probability", "p_female", "faces", "error", "message")
+from ..record import Answer
 
 
 def row_schema():
@@ -24,43 +20,6 @@ def to_table(rows: list[dict]):
     import pyarrow as pa
 
     return pa.Table.from_pylist(rows, schema=row_schema())
-
-
-def row_of(name: str, value, detail: dict) -> dict:
-    """(process_results.json value, details record) of one input -> its row."""
-    row = dict.fromkeys(ROW_FIELDS)
-    row["path"] = name
-    if "error" in detail:
-        row["error"], row["message"] = detail["error"], detail.get("message")
-    elif "faces" in detail:  # detect mode: the most prominent face answers for the photo
-        row["faces"] = json.dumps(detail["faces"])
-        row["message"] = detail.get("reason")
-        if detail["faces"]:
-            first = detail["faces"][0]
-            row["gender"], row["probability"], row["p_female"] = value, first["probability"], first["p_female"]
-    else:
-        row["gender"], row["probability"], row["p_female"] = value, detail["probability"], detail["p_female"]
-    return row
-
-
-def answer_of(row: dict) -> tuple[object, dict]:
-    """A row -> (value, details record), exactly as the local engine records that input."""
-    if row["error"] is not None:
-        return None, {"error": row["error"], "message": row["message"]}
-    if row["faces"] is not None:
-        faces = json.loads(row["faces"])
-        return (faces[0]["gender"], {"faces": faces}) if faces else (None, {"faces": [], "reason": row["message"]})
-    return row["gender"], {"gender": row["gender"], "probability": row["probability"], "p_female": row["p_female"]}
-
-
-def tally(summary, error: str | None, faces: str | None) -> None:
-    """Count one finished input into a pipeline.Summary, as `process_folder` does."""
-    if error is not None:
-        summary.failed += 1
-        summary.errors[error] += 1
-        return
-    summary.classified += 1
-    summary.no_face += faces == "[]"
 
 
 def write_table(ds, dest: str, fmt: str) -> None:
@@ -89,4 +48,4 @@ def read_counts(dest: str, fmt: str, summary) -> None:
         ds = ds.select_columns(["error", "faces"])
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=4096):
         for error, faces in zip(batch.column("error").to_pylist(), batch.column("faces").to_pylist()):
-            tally(summary, error, faces)
+            summary.count(Answer(error=error, faces=[] if faces == "[]" else None))  # what counting reads

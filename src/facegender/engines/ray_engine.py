@@ -19,6 +19,7 @@ from ..classifier import Classifier
 from ..options import ProcessOptions
 from ..pipeline import ResultFiles, Summary
 from ..predict import classify, decode
+from ..record import Answer
 from . import outputs
 from .listing import list_source
 
@@ -35,7 +36,7 @@ class ClassifyBatch:
         decoded = [decode(b, self.classifier.pre, self.detector) for b in batch["bytes"]]
         answers = classify(decoded, self.classifier, detecting=self.detector is not None)
         names = [str(p)[len(self.prefix):] for p in batch["path"]]
-        return outputs.to_table([outputs.row_of(n, value, detail) for n, (value, detail) in zip(names, answers)])
+        return outputs.to_table([answer.to_row(n) for n, answer in zip(names, answers)])
 
 
 def connect(address: str | None, cpus: int) -> bool:
@@ -116,8 +117,9 @@ def _to_json(listing, opts: ProcessOptions, build, summary: Summary) -> None:
     results, details, save = files.results, files.details, files.save
 
     for name, error in listing.failed.items():
-        details[name] = error
-        outputs.tally(summary, error["error"], None)
+        answer = Answer.failed(error["error"], error.get("message"))
+        details[name] = answer.to_dict()
+        summary.count(answer)
     save()  # fails now, not after the work, if the output cannot be written
     todo = [n for n in listing.readable if n not in results]
     bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
@@ -127,11 +129,11 @@ def _to_json(listing, opts: ProcessOptions, build, summary: Summary) -> None:
             ds = build(todo)
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for row in batch.to_pylist():
-                    value, detail = outputs.answer_of(row)
-                    details[row["path"]] = detail
-                    if row["error"] is None:
-                        results[row["path"]] = value
-                    outputs.tally(summary, row["error"], row["faces"])
+                    answer = Answer.from_row(row)
+                    details[row["path"]] = answer.to_dict()
+                    summary.count(answer)
+                    if not answer.error:
+                        results[row["path"]] = answer.value
                 bar.update(batch.num_rows)
                 if time.perf_counter() - last_save > opts.checkpoint_seconds:
                     save()
@@ -150,7 +152,7 @@ def _to_table(listing, opts: ProcessOptions, build, summary: Summary, fmt: str) 
     dest = opts.output if "://" in opts.output else os.path.abspath(opts.output)  # workers have their own cwd
     parts = [build(listing.readable)] if listing.readable else []
     if listing.failed:
-        failed = [outputs.row_of(n, None, e) for n, e in sorted(listing.failed.items())]
+        failed = [Answer.failed(e["error"], e.get("message")).to_row(n) for n, e in sorted(listing.failed.items())]
         parts.append(ray.data.from_arrow(outputs.to_table(failed)))
     t = time.perf_counter()
     try:

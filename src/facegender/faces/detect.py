@@ -189,19 +189,19 @@ class FaceDetector:
         return self._cut(img, boxes, scores, marks, pre, scale), img
 
 
-def annotate(img: Image.Image, faces: list[dict]) -> Image.Image:
+def annotate(img: Image.Image, faces: list) -> Image.Image:
     """A copy of the photo with each face's box, landmarks and gender drawn."""
     out = img.copy()
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(img.size) / 300))
     k = 1 / img.info.get("photo_scale", 1.0)  # boxes are in full-photo pixels; img may be a reduced decode
-    for f in faces:
-        colour = (230, 60, 140) if f["gender"] == "female" else (40, 120, 230)
-        x1, y1, x2, y2 = (v * k for v in f["box"])
+    for f in faces:  # record.FaceAnswer
+        colour = (230, 60, 140) if f.gender == "female" else (40, 120, 230)
+        x1, y1, x2, y2 = (v * k for v in f.box)
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        for x, y in np.asarray(f["landmarks"]) * k:
+        for x, y in np.asarray(f.landmarks) * k:
             draw.ellipse([x - width, y - width, x + width, y + width], fill=colour)
-        label = f"{f['gender']} {f['probability']:.2f}"
+        label = f"{f.gender} {f.probability:.2f}"
         tx, ty = x1, max(0, y1 - 12 - width)
         draw.rectangle([tx, ty, tx + 7 * len(label), ty + 12], fill=colour)
         draw.text((tx + 2, ty), label, fill=(255, 255, 255))

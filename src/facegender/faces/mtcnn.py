@@ -57,7 +57,7 @@ def _normalise(a: np.ndarray) -> np.ndarray:
 class MTCNN:
     """`detect(img) -> (boxes Nx4, scores N, landmarks Nx5x2)` in the image's pixel coordinates."""
 
-    def __init__(self, min_face: int = 24, thresholds=(0.6, 0.7, 0.8), factor: float = 0.709, threads: int = 0):
+    def __init__(self, min_face: float, thresholds=(0.6, 0.7, 0.8), factor: float = 0.709, threads: int = 0):
         import onnxruntime as ort
 
         from ..classifier import verify

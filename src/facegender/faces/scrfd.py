@@ -72,7 +72,7 @@ class SCRFD:
         pick = nms(boxes, scores, self.overlap)
         return boxes[pick], scores[pick], marks[pick]
 
-    def detect(self, img: Image.Image, min_face: float = 24, max_side: int = 640):
+    def detect(self, img: Image.Image, min_face: float, max_side: int):
         r, iw, ih = input_size(img.width, img.height, min_face, max_side)
         w, h = max(1, round(img.width * r)), max(1, round(img.height * r))
         small = img if (w, h) == img.size else img.resize((w, h), Image.BILINEAR, reducing_gap=3.0)

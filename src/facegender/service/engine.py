@@ -72,7 +72,7 @@ class Engine:
                 "architecture": meta.get("architecture"), "validation": meta.get("validation", {}), "card": meta}
 
     def _classify(self, decoded: list[Decoded], detecting: bool) -> list[dict]:
-        return [entry for _, entry in classify(decoded, self.classifier, detecting)]
+        return [answer.to_dict() for answer in classify(decoded, self.classifier, detecting)]
 
     def _decode(self, data: bytes, detector) -> Decoded:
         too_big = self._pixel_guard(data)

@@ -1,30 +1,25 @@
 """Typed responses: what /docs shows and what every answer is checked against."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import dataclasses
+import typing
+
+from pydantic import BaseModel, Field, create_model
+
+from ..record import Answer
 
 
-class FaceOut(BaseModel):
-    box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright photo")
-    landmarks: list[list[float]] = Field(description="eyes, nose, mouth corners: 5 x (x, y)")
-    gender: str
-    probability: float = Field(description="of the gender given")
-    p_female: float
-    detector_confidence: float
+def _with_file(record) -> type[BaseModel]:
+    """`record` (a dataclass of record.py) as a response model, with the file it answers for
+    first: the HTTP answer is the `--details` record, from the one definition."""
+    hints = typing.get_type_hints(record)
+    given = {f.name: (hints[f.name], None if f.default is None else f.default) for f in dataclasses.fields(record)}
+    return create_model("FileResult", __doc__=record.__doc__,
+                        file=(str, Field(description="the part's filename (or the JSON image's name); \"\" when it has none")),
+                        **given)
 
 
-class FileResult(BaseModel):
-    """The file's record in `process --details`, plus `file`: crop mode fills gender,
-    probability, p_female; detect mode fills faces (most prominent first, and reason when empty);
-    a file that could not be read fills error (reason code) and message."""
-    file: str = Field(description="the part's filename (or the JSON image's name); \"\" when it has none")
-    gender: str | None = None
-    probability: float | None = None
-    p_female: float | None = None
-    faces: list[FaceOut] | None = None
-    reason: str | None = None
-    error: str | None = None
-    message: str | None = None
+FileResult = _with_file(Answer)
 
 
 class ClassifyOut(BaseModel):
