@@ -32,11 +32,8 @@ CROPS = (1.0, 0.65)  # the aligned frame, and tight crops as the original task's
 
 def exact(clf: Classifier) -> Classifier:
     """The classifier with its graph run unfused: QDQ as written, int32-exact sums."""
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    clf.session = ort.InferenceSession(str(clf.path), opts, providers=["CPUExecutionProvider"])
+    from facegender import runtime
+    clf.session = runtime.session(clf.path, 1, optimize=False)
     return clf
 
 

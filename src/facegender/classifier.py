@@ -2,13 +2,13 @@
 metadata, and turns batches of face arrays into probabilities. No PyTorch needed."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from . import runtime
 from .errors import ModelError
 from .preprocess import Preprocess
 
@@ -48,45 +48,22 @@ def default_model(precision: str = "auto", cpuinfo: str | None = None) -> Path:
     return choose_model(precision, cpuinfo)[0]
 
 
-def verify(path: Path) -> None:
-    """Compare the file with its `.sha256` sidecar, when one exists (export writes one)."""
-    sidecar = path.with_name(path.name + ".sha256")
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    if sidecar.exists():
-        expected = sidecar.read_text().split()[0]
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        if actual != expected:
-            raise ModelError(f"model file {path} is damaged: sha256 {actual[:12]}... does not match "
-                             f"{sidecar.name} ({expected[:12]}...); reinstall or re-export it")
-    elif path.resolve() in (DEFAULT_MODEL.resolve(), DEFAULT_INT8.resolve()):
-        raise ModelError(f"the shipped model's checksum file {sidecar} is missing; reinstall facegender")
-
-
 class Classifier:
     """A face-gender model: `predict(uint8 NxHxWx3) -> float32 Nx2` probabilities (male, female)."""
 
     def __init__(self, path: str | os.PathLike | None = None, threads: int = 0, precision: str = "auto"):
         """path: a model file (used as it is); None: the shipped model, float or int8 by
         `precision` (auto: int8 on CPUs with VNNI)."""
-        import onnxruntime as ort
-
         if path:
             self.path, self.chosen_because = Path(path), "a model file was given"
         else:
             self.path, self.chosen_because = choose_model(precision)
-        verify(self.path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave idle cores to decoding
+        shipped = self.path.resolve() in (DEFAULT_MODEL.resolve(), DEFAULT_INT8.resolve())
+        self.session = runtime.session(self.path, threads, required=shipped)
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             meta = json.loads(self.session.get_modelmeta().custom_metadata_map["facegender"])
         except KeyError:
             raise ModelError(f"{self.path} is an ONNX model without facegender metadata (export it with `facegender export`)")
-        except Exception as e:
-            raise ModelError(f"cannot load model {self.path}: {str(e).splitlines()[0][:300]}")
         self.meta = meta
         self.labels = tuple(meta["labels"])
         self.pre = Preprocess(meta["width"], meta["height"], tuple(meta["mean"]), tuple(meta["std"]))

@@ -5,11 +5,12 @@ cascade below follows facenet-pytorch's detect_face (same scales, thresholds, bo
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .. import runtime
 
 WEIGHTS = Path(__file__).parents[1] / "weights"
 
@@ -58,17 +59,8 @@ class MTCNN:
     """`detect(img) -> (boxes Nx4, scores N, landmarks Nx5x2)` in the image's pixel coordinates."""
 
     def __init__(self, min_face: float, thresholds=(0.6, 0.7, 0.8), factor: float = 0.709, threads: int = 0):
-        import onnxruntime as ort
-
-        from ..classifier import verify
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        self.nets = {}
-        for name in ("pnet", "rnet", "onet"):
-            path = WEIGHTS / f"mtcnn-{name}.onnx"
-            verify(path)
-            self.nets[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.nets = {name: runtime.session(WEIGHTS / f"mtcnn-{name}.onnx", threads, required=True)
+                     for name in ("pnet", "rnet", "onet")}
         self.min_face, self.thresholds, self.factor = min_face, thresholds, factor
 
     def _run(self, name, batch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .. import runtime
 from .mtcnn import WEIGHTS, nms
 
 STRIDES = (8, 16, 32)
@@ -35,17 +36,7 @@ class SCRFD:
         99.3% of them and 0.35 99.5%, with no false detection; 0.3 found 99.8% but gave four
         false detections beside faces in 900 benchmark photos, scoring 0.32-0.34. The 30
         face-free images of scikit-image and InsightFace gave no detection even at 0.3."""
-        import onnxruntime as ort
-
-        from ..classifier import verify
-
-        path = WEIGHTS / "scrfd-2.5g.onnx"
-        verify(path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, threads)
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = runtime.session(WEIGHTS / "scrfd-2.5g.onnx", max(1, threads), required=True)
         self.input_name = self.session.get_inputs()[0].name
         self.score, self.overlap = score, overlap
 
