@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="start from this checkpoint (.pt) or exported model (.onnx, e.g. the shipped one) "
                    "instead of ImageNet weights")
     s.add_argument("--resume", action="store_true", default=None)
+    s.add_argument("--looks", action="store_true", default=None, help="balance and group DRO also over CelebA's "
+                   "looks (make-up, hat, glasses, young or older; facegender.looks)")
     for name, kind in [("epochs", int), ("batch_size", int), ("optimizer", str), ("lr", float),
                        ("weight_decay", float), ("label_smoothing", float), ("limit", int), ("seed", int),
                        ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),

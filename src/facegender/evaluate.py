@@ -1,5 +1,5 @@
 """`facegender evaluate`: a model's metrics on a manifest or class folders, overall and per
-subgroup (source, UTKFace age band and race), as JSON plus a Markdown report with plots."""
+subgroup (source, age band, race, CelebA look), as JSON plus a Markdown report with plots."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ from tqdm import tqdm
 from . import manifest, occlusion
 from .classifier import Classifier
 from .images import ImageError
+from .looks import look
 from .manifest import CLASSES, load_frame
 from .metrics import best_threshold, classification_metrics
 from .results import write_json_atomic
@@ -96,6 +97,11 @@ def age_band(age: str) -> str | None:
     return next(name for lo, hi, name in AGE_BANDS if lo <= a <= hi)
 
 
+def _cue(row) -> str | None:
+    lk = look(row.path)
+    return lk and lk.split(",")[0]
+
+
 def subgroups(rows, y, p) -> dict:
     keys = {
         "dataset": lambda r: r.source.split("-")[0] or None,  # celeba-89x109 + celeba-64x64 -> celeba
@@ -106,6 +112,8 @@ def subgroups(rows, y, p) -> dict:
         "sex": lambda r: CLASSES[r.label],
         "source and sex": lambda r: f"{r.source} {CLASSES[r.label]}" if r.source else None,
         "source, sex and age band": lambda r: f"{r.source} {CLASSES[r.label]} {age_band(r.age)}" if r.age else None,
+        "CelebA look and sex": lambda r: f"{CLASSES[r.label]}, {cue}" if (cue := _cue(r)) else None,
+        "CelebA look, sex and age": lambda r: f"{CLASSES[r.label]}, {lk}" if (lk := look(r.path)) else None,
     }
     out = {}
     for name, key in keys.items():
@@ -135,7 +143,7 @@ def worst_groups(subgroups: dict, min_count: int = 30) -> dict:
     """The group with the lowest recall: among source x sex, and among source x sex x age
     band cells of at least `min_count` faces (where ages are known)."""
     out = {}
-    for name in ("source and sex", "source, sex and age band"):
+    for name in ("source and sex", "source, sex and age band", "CelebA look and sex"):
         cells = {g: m for g, m in subgroups.get(name, {}).items() if m["count"] >= min_count}
         if cells:
             g = min(cells, key=lambda c: cells[c]["accuracy"])  # one sex per cell: accuracy is its recall

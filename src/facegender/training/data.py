@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
 from .. import occlusion
+from ..looks import look
 from ..manifest import Row, load_frame
 from ..preprocess import Preprocess
 
@@ -130,15 +131,29 @@ def cell_of(row: Row) -> tuple[str, int, str]:
     return family(row.group), row.label, _band(row.age)
 
 
-def balance_weights(rows: list[Row], power: float) -> np.ndarray:
+LOOK_FLOOR = 300  # looks rarer than this (men with make-up: 129) weigh as if this common
+
+
+def balance_weights(rows: list[Row], power: float, looks: bool = False) -> np.ndarray:
     """Sampling weight per row: 1 / (size of its cell) ** power, cells as in `cell_of`.
     0 keeps the data's natural mix; 1 draws every cell equally often. CelebA
-    (adult celebrities, 58% women) would otherwise outvote the everyday and older faces."""
+    (adult celebrities, 58% women) would otherwise outvote the everyday and older faces.
+    `looks`: within each cell, the same again over CelebA's looks (facegender.looks: hat,
+    glasses, make-up or bare, young or older), the cell's total kept: bare-faced and older
+    women are drawn more often without CelebA as a whole gaining weight."""
     from collections import Counter
 
     cells = [cell_of(r) for r in rows]
     sizes = Counter(cells)
     w = np.array([sizes[c] ** -power for c in cells])
+    if looks:
+        kinds = [look(r.path) for r in rows]
+        sub = Counter(zip(cells, kinds))
+        inner = np.array([max(sub[(c, k)], LOOK_FLOOR) ** -power if k else 1.0 for c, k in zip(cells, kinds)])
+        for c in sizes:  # rescale each cell's inner weights to sum to its size: its share is kept
+            idx = np.array([i for i, x in enumerate(cells) if x == c])
+            inner[idx] *= len(idx) / inner[idx].sum()
+        w = w * inner
     return w / w.mean()
 
 

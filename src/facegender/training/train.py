@@ -22,6 +22,7 @@ from tqdm import tqdm
 from . import distributed, models
 from .. import manifest
 from ..errors import ConfigError
+from ..looks import look
 from .data import FaceDataset, balance_weights, cell_of, to_model_input
 from ..preprocess import Preprocess
 
@@ -53,6 +54,7 @@ class TrainConfig:
     grey: float = 0.05  # share (x augment) of training views made grey
     wild: float = 0.0  # share of training views degraded as snapshots are: shake, dark and noisy, colour cast, heavy JPEG
     dro: float = 0.0  # step size of group DRO over family x sex (0: off): the loss leans towards the group doing worst
+    looks: bool = False  # balance and group DRO also over CelebA's looks (facegender.looks: make-up, hat, glasses, age)
     ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
     height: int | None = None  # input height, pixels
@@ -195,7 +197,9 @@ def train(cfg: TrainConfig) -> dict:
                        pin_memory=device.type == "cuda")
     dro, groups = None, None
     if cfg.dro:
-        cells = [f"{cell_of(r)[0]}-{manifest.CLASSES[r.label]}" for r in train_rows]
+        looks = [cfg.looks and look(r.path) for r in train_rows]  # CelebA: also its cue (hat, glasses, make-up, bare)
+        cells = [f"{cell_of(r)[0]}-{manifest.CLASSES[r.label]}" + (f"-{lk.split(',')[0]}" if lk else "")
+                 for r, lk in zip(train_rows, looks)]
         names = sorted(set(cells))
         dro, groups = GroupDRO(names, cfg.dro), np.array([names.index(c) for c in cells])
     train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide,
@@ -206,7 +210,7 @@ def train(cfg: TrainConfig) -> dict:
             raise ConfigError("--balance is not supported with several processes (torchrun)")
         order = dict(sampler=DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=len(train_rows) > cfg.batch_size))
     elif cfg.balance:  # as many draws per epoch as images, weighted towards the rarer kinds of face
-        weights = torch.as_tensor(balance_weights(train_rows, cfg.balance), dtype=torch.double)
+        weights = torch.as_tensor(balance_weights(train_rows, cfg.balance, cfg.looks), dtype=torch.double)
         order = dict(sampler=torch.utils.data.WeightedRandomSampler(weights, len(train_rows), replacement=True,
                                                                     generator=torch.Generator().manual_seed(cfg.seed)))
     train_loader = DataLoader(train_set, drop_last=len(train_rows) > cfg.batch_size,
