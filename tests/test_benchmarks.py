@@ -16,6 +16,8 @@ def test_throughput_benchmark_runs(tmp_path):
     assert [row["images"] for row in rows] == [24, 24, 24, 4, 1, 60]  # auto, float, int8, ResNet50, cold, memory
     assert all(row["images_per_s"] > 0 and row["peak_mb"] > 0 for row in rows)
     assert 0.75 < rows[0]["accuracy"] <= 1 and "x base" in r.stdout  # the shipped model on 24 validation crops
+    assert set(rows[0]["stages"]) >= {"decode", "classify", "write"} and rows[0]["cores_busy"] > 0.2
+    assert "avx2" in r.stdout.split("machine:")[1].splitlines()[0] or "no AVX2" in r.stdout  # the CPU's SIMD flags
 
 
 def test_detection_benchmark_runs(tmp_path):
