@@ -174,7 +174,7 @@ def test_phone_bomb_is_refused_from_the_header(fmt):
 def test_heif_support_is_loaded_only_when_a_file_needs_it(tmp_path):
     heic = tmp_path / "face.heic"
     heic.write_bytes(_phone("HEIF", _face()))
-    code = ("import sys; from facegender import pipeline, api; from facegender.images import load_rgb; "
+    code = ("import sys; from facegender import run, api; from facegender.images import load_rgb; "
             f"load_rgb({str(FACE)!r}); assert 'pillow_heif' not in sys.modules, 'imported for a JPEG'; "
             f"assert load_rgb({str(heic)!r}).size == (89, 109); assert 'pillow_heif' in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

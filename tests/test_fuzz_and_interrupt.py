@@ -75,30 +75,31 @@ def test_killed_run_keeps_finished_results_and_resume_completes(tmp_path):
 
 def _dies_on_poison(names):
     """A worker that dies like an out-of-memory kill when its batch holds the poison file."""
-    from facegender import pipeline
+    from facegender.engines import local
     if "poison.jpg" in names:
         os._exit(137)
-    return pipeline._worker(names)
+    return local._worker(names)
 
 
 def test_a_dead_worker_stops_the_run_cleanly_and_resume_finishes(tmp_path, monkeypatch):
     import shutil
 
-    from facegender import pipeline
+    from facegender.engines import local
     from facegender.options import ProcessOptions
+    from facegender.run import EXIT_INTERRUPTED
     folder = tmp_path / "faces"
     folder.mkdir()
     for i, p in enumerate(real_images("utkface", "female", 60)):
         shutil.copy(p, folder / f"{i:03d}.jpg")
     shutil.copy(p, folder / "poison.jpg")
     opts = ProcessOptions(output=str(tmp_path / "r.json"), threads=2, batch_size=8, progress=False)
-    monkeypatch.setattr(pipeline, "_run_batch", _dies_on_poison)
-    summary = pipeline.process_folder(folder, opts)
-    assert summary.interrupted and summary.exit_code == pipeline.EXIT_INTERRUPTED
+    monkeypatch.setattr(local, "_run_batch", _dies_on_poison)
+    summary = local.process_folder(folder, opts)
+    assert summary.interrupted and summary.exit_code == EXIT_INTERRUPTED
     assert any("worker process died" in n for n in summary.notes)
     partial = json.loads((tmp_path / "r.json").read_text())  # valid JSON, only finished files
     assert "poison.jpg" not in partial and all(v in ("male", "female") for v in partial.values())
     monkeypatch.undo()
     opts.resume = True
-    summary = pipeline.process_folder(folder, opts)
+    summary = local.process_folder(folder, opts)
     assert summary.exit_code == 0 and len(json.loads((tmp_path / "r.json").read_text())) == 61

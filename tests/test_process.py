@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image
 
 import facegender.api as fg
+from facegender.engines.local import process_folder
 from facegender.evaluate import evaluate
 from facegender.options import ProcessOptions
-from facegender.pipeline import process_folder
 
 from .conftest import ROOT, SAMPLE
 

@@ -6,8 +6,8 @@ import shutil
 import pytest
 from PIL import Image
 
+from facegender.engines.local import process_folder
 from facegender.options import ProcessOptions
-from facegender.pipeline import process_folder
 
 from .conftest import real_images
 from .test_detect import shipped
@@ -130,7 +130,7 @@ def test_row_files_hold_one_row_per_input(folder, tmp_path, fmt):
 @pytest.mark.parametrize("recursive", [False, True])
 def test_object_store_listing_names_files_as_the_local_engine(folder, recursive):
     from facegender.engines.listing import list_remote
-    from facegender.pipeline import list_inputs
+    from facegender.run import list_inputs
 
     names, notes = list_inputs(folder, recursive)
     got = list_remote(folder.as_uri(), recursive)  # file:// through pyarrow.fs, as s3:// and gs:// are listed

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from facegender.api import load_model  # noqa: E402
+from facegender.engines.local import process_folder  # noqa: E402
 from facegender.options import ProcessOptions  # noqa: E402
-from facegender.pipeline import process_folder  # noqa: E402
 from facegender.service import Settings, create_app  # noqa: E402
 from facegender.service.batching import Batcher  # noqa: E402
 

@@ -16,7 +16,7 @@ import importlib
 _EXPORTS = {  # public name -> "module" that defines it, or "module:its name there"; never a submodule's name
     "classify": "api:predict", "classify_crops": "api", "find_faces": "api", "process": "api",
     "load_model": "api", "load_detector": "api",
-    "ProcessOptions": "options", "Summary": "pipeline",
+    "ProcessOptions": "options", "Summary": "run",
     "FaceDetector": "faces.detect", "Face": "faces.detect",
     "Classifier": "classifier",
     "FacegenderError": "errors", "ModelError": "errors", "ConfigError": "errors", "InputError": "errors",

@@ -11,10 +11,11 @@ import dataclasses
 import functools
 
 from .classifier import Classifier
+from .engines.local import process_folder
 from .faces.detect import FaceDetector
 from .options import ProcessOptions
-from .pipeline import Summary, process_folder
 from .predict import Decoded, classify, decode, model_inputs
+from .run import Summary
 
 
 @functools.lru_cache(maxsize=4)

@@ -22,8 +22,8 @@ def _process(a) -> int:
     from .api import process
     from .classifier import ModelError
     from .options import ProcessOptions
-    from .pipeline import EXIT_CANNOT_RUN, summary_dict
     from .results import OutputError
+    from .run import EXIT_CANNOT_RUN, summary_dict
 
     opts = ProcessOptions(**{f.name: getattr(a, f.name) for f in fields(ProcessOptions) if hasattr(a, f.name)})
     try:

@@ -1,6 +1,6 @@
 """Every input of a source, named as the local engine names it, before any engine reads it.
 
-A local folder is listed by `pipeline.list_inputs` (os.walk: the same names, the same
+A local folder is listed by `run.list_inputs` (os.walk: the same names, the same
 sub-folder rule); other sources (s3://, gs://, hdfs://, file://) by pyarrow.fs. Entries
 that cannot be read as files (sub-folders named like images, broken symlinks, permission
 denied) get their per-file error here, from `predict.decode`, so an engine that reads bytes
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..images import IMAGE_SUFFIXES
-from ..pipeline import list_inputs
 from ..predict import decode
+from ..run import list_inputs
 
 
 @dataclass

@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import time
 
 from ..classifier import Classifier
 from ..options import ProcessOptions
-from ..pipeline import ResultFiles, Summary
 from ..predict import classify, decode
 from ..record import Answer
+from ..run import ResultFiles, Summary, collect
 from . import outputs
 from .listing import list_source
 
@@ -111,39 +110,24 @@ def process_source(src: str, opts: ProcessOptions, cpus_per_actor: int = 1) -> S
 
 
 def _to_json(listing, opts: ProcessOptions, build, summary: Summary) -> None:
-    from tqdm import tqdm
-
     files = ResultFiles(opts, listing.names, summary)
-    results, details, save = files.results, files.details, files.save
-
     for name, error in listing.failed.items():
         answer = Answer.failed(error["error"], error.get("message"))
-        details[name] = answer.to_dict()
+        files.details[name] = answer.to_dict()
         summary.count(answer)
-    save()  # fails now, not after the work, if the output cannot be written
-    todo = [n for n in listing.readable if n not in results]
-    bar = tqdm(total=len(todo), disable=not opts.progress, unit="img", dynamic_ncols=True, file=sys.stderr)
-    t = last_save = time.perf_counter()
-    try:
+    files.save()  # fails now, not after the work, if the output cannot be written
+    todo = [n for n in listing.readable if n not in files.results]
+
+    def answers():
         if todo:
-            ds = build(todo)
-            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for row in batch.to_pylist():
-                    answer = Answer.from_row(row)
-                    details[row["path"]] = answer.to_dict()
-                    summary.count(answer)
-                    if not answer.error:
-                        results[row["path"]] = answer.value
-                bar.update(batch.num_rows)
-                if time.perf_counter() - last_save > opts.checkpoint_seconds:
-                    save()
-                    last_save = time.perf_counter()
-    except KeyboardInterrupt:
-        summary.interrupted = True
+            for batch in build(todo).iter_batches(batch_size=None, batch_format="pyarrow"):
+                yield [(row["path"], Answer.from_row(row)) for row in batch.to_pylist()]
+
+    t = time.perf_counter()
+    try:
+        collect(answers(), files, len(todo))
     finally:
         summary.seconds["ray_run"] += time.perf_counter() - t
-        bar.close()
-        save()
 
 
 def _to_table(listing, opts: ProcessOptions, build, summary: Summary, fmt: str) -> None:
