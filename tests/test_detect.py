@@ -254,3 +254,19 @@ def test_a_limited_detector_shares_the_sessions_and_pickles_with_its_limit():
     view = d.limited(1)
     assert view.net is d.net and view.max_faces == 1 and d.max_faces == 0
     assert pickle.loads(pickle.dumps(view)).max_faces == 1
+
+
+def test_a_png_without_a_face_is_decoded_once(tmp_path, monkeypatch):
+    """The finer second search reuses a full decode; only a reduced JPEG draft is decoded again."""
+    from facegender.faces import detect
+
+    calls = []
+    real = detect.load_scaled
+    monkeypatch.setattr(detect, "load_scaled", lambda *a, **k: calls.append(a) or real(*a, **k))
+    pre = Classifier().pre
+    for fmt in ("PNG", "JPEG"):
+        calls.clear()
+        path = tmp_path / f"wall.{fmt.lower()}"
+        Image.new("RGB", (1000, 1000), (120, 130, 140)).save(path, fmt)  # JPEG: a half-size draft first
+        faces, _ = detect.FaceDetector().find(path, pre)
+        assert faces == [] and len(calls) == (1 if fmt == "PNG" else 2)

@@ -165,7 +165,10 @@ class FaceDetector:
     def find(self, source, pre: Preprocess) -> tuple[list[Face], Image.Image]:
         """Decode `source` (path, bytes, image, array) only as large as detection needs, then,
         if a face would be cut from too few pixels there, once more just large enough for it.
-        A photo where SCRFD finds no face is searched a second time at FINER times the scale.
+        A photo where SCRFD finds no face is searched a second time at FINER times the scale,
+        from a larger decode only when the first was reduced (a JPEG's draft decode). So a
+        photo is decoded once, or twice (a second, sharper JPEG decode for its faces, or a
+        finer search); three times only for a JPEG whose faces the finer search found small.
         Boxes and landmarks are in the full photo's pixels; the image returned is the one
         the faces were cut from, with `info["photo_scale"]` = full-photo pixels per its pixel."""
         img, scale = load_scaled(source, lambda w, h: (self.detector_side(w, h),) * 2)
@@ -174,7 +177,8 @@ class FaceDetector:
             width, height = round(img.width * scale), round(img.height * scale)
             side = self.detector_side(width, height, self.min_face / FINER)
             if side > self.detector_side(width, height):
-                img, scale = load_scaled(source, (side, side))
+                if scale > 1:  # a reduced (JPEG draft) decode: decode again, larger; else the pixels are all here
+                    img, scale = load_scaled(source, (side, side))
                 boxes, scores, marks = self.detect(img, self.min_face / FINER / scale)
         if len(boxes) and scale > 1:
             step = min(photo_step(m, pre, self.fraction, self.template) for m in marks) * scale  # in full-photo pixels
