@@ -43,7 +43,8 @@ def crops(n: int) -> list[tuple[str, bytes]]:
 def photos(n: int) -> list[tuple[str, bytes]]:
     """640x480 JPEGs, each a CelebA aligned frame at full size (178x218) with its edges extended."""
     out = []
-    for p in sorted((DATA / "celeba-89x109" / "female").iterdir())[: n // 2] + sorted((DATA / "celeba-89x109" / "male").iterdir())[: n - n // 2]:
+    for p in (sorted((DATA / "celeba-89x109" / "female").iterdir())[: n // 2]
+              + sorted((DATA / "celeba-89x109" / "male").iterdir())[: n - n // 2]):
         a = np.asarray(Image.open(p).convert("RGB").resize((178, 218), Image.BILINEAR))
         top, left = (480 - 218) // 2, (640 - 178) // 2
         a = np.pad(a, ((top, 480 - 218 - top), (left, 640 - 178 - left), (0, 0)), mode="edge")
@@ -87,7 +88,8 @@ def server(workers: int):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "facegender.cli", "serve", "--port", str(port)] + (["--workers", str(workers)] if workers else [])
+    cmd = [sys.executable, "-m", "facegender.cli", "serve", "--port", str(port)] + (
+        ["--workers", str(workers)] if workers else [])
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -188,7 +190,8 @@ def main() -> None:
             rows.append((name, clients, r, rss.peak_kb / 1024))
         rss.stopped.set()
     print()
-    print("| scenario | clients | requests | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | server peak RSS MB | CPU ms/request: server, clients |")
+    print("| scenario | clients | requests | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | server peak RSS MB | "
+          "CPU ms/request: server, clients |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, clients, r, peak in rows:
         print(f"| {name} | {clients} | {r['requests']} | {r['req_s']:.1f} | {r['files_s']:.1f} | {r['p50']:.0f} | "

@@ -3,7 +3,8 @@
     python benchmarks/model_speed.py [--seconds 3]
 
 Rows: the shipped ONNX model under ONNX Runtime at several batch sizes, its int8-quantized
-copy (shipped; `process --precision auto` takes it only on CPUs with VNNI), the same network in PyTorch (plain and channels_last), and ResNet50 at 224 px (the
+copy (shipped; `process --precision auto` takes it only on CPUs with VNNI), the same network
+in PyTorch (plain and channels_last), and ResNet50 at 224 px (the
 original's network) in ONNX Runtime. Inputs are 256 real validation faces (the shipped
 graph's second, mirror-image pass depends on how sure it is of each face); ONNX Runtime
 with all cores, and with one thread as each `process` worker runs it.
@@ -49,13 +50,17 @@ def main() -> None:
     rows = []
     for batch in (1, 16, 64, 256):
         x = faces[:batch]
-        rows.append((f"shipped model, ONNX Runtime, batch {batch}", rate(lambda: clf.session.run(None, {clf.input_name: x}), batch, a.seconds)))
+        rows.append((f"shipped model, ONNX Runtime, batch {batch}",
+                     rate(lambda: clf.session.run(None, {clf.input_name: x}), batch, a.seconds)))
     one = Classifier(DEFAULT_MODEL, threads=1)
-    rows.append(("shipped model, ONNX Runtime 1 thread, batch 64", rate(lambda: one.session.run(None, {one.input_name: faces[:64]}), 64, a.seconds)))
+    rows.append(("shipped model, ONNX Runtime 1 thread, batch 64",
+                 rate(lambda: one.session.run(None, {one.input_name: faces[:64]}), 64, a.seconds)))
     qs = Classifier(precision="int8")  # the shipped static-int8 copy (auto takes it only with VNNI)
-    rows.append(("shipped model int8 (static QDQ), ONNX Runtime, batch 64", rate(lambda: qs.session.run(None, {qs.input_name: faces[:64]}), 64, a.seconds)))
+    rows.append(("shipped model int8 (static QDQ), ONNX Runtime, batch 64",
+                 rate(lambda: qs.session.run(None, {qs.input_name: faces[:64]}), 64, a.seconds)))
     q1 = Classifier(precision="int8", threads=1)
-    rows.append(("shipped model int8, ONNX Runtime 1 thread, batch 64", rate(lambda: q1.session.run(None, {q1.input_name: faces[:64]}), 64, a.seconds)))
+    rows.append(("shipped model int8, ONNX Runtime 1 thread, batch 64",
+                 rate(lambda: q1.session.run(None, {q1.input_name: faces[:64]}), 64, a.seconds)))
     net = models.get(clf.meta["architecture"]).build(pretrained=False).eval()
     torch.set_num_threads(2)
     with torch.no_grad():

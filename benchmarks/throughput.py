@@ -40,7 +40,8 @@ def build_folder(rows, dest: Path, n: int, seed: int = 0) -> dict:
     for i in range(n):
         r = rows[i % len(rows)]
         img = load_rgb(r.path)
-        box = crop_box(img.width, img.height, 0.727, rng.uniform(0.6, 0.72), (rng.uniform(-.03, .03), rng.uniform(-.03, .03)), r.x_stretch)
+        box = crop_box(img.width, img.height, 0.727, rng.uniform(0.6, 0.72),
+                       (rng.uniform(-.03, .03), rng.uniform(-.03, .03)), r.x_stretch)
         w = int(min(420, max(23, rng.lognormvariate(4.79, 0.35))))  # median ~120 px wide
         name = f"{i:06d}.jpg"
         img.resize((w, round(w / 0.727)), box=box).save(dest / name, "JPEG", quality=90)
@@ -118,7 +119,8 @@ mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224,
 out = {}
 for i in range(0, len(names), 16):  # the original: batch 16, Resize(224, 224), ToTensor, Normalize
     batch = names[i:i + 16]
-    x = np.stack([(np.asarray(Image.open(folder / f).convert("RGB").resize((224, 224), Image.BILINEAR), np.float32) / 255 - mean) / std for f in batch])
+    x = np.stack([(np.asarray(Image.open(folder / f).convert("RGB").resize((224, 224), Image.BILINEAR), np.float32) / 255
+                   - mean) / std for f in batch])
     p = session.run(None, {"image": x.transpose(0, 3, 1, 2).copy()})[0]
     out.update({f: ("male", "female")[int(k)] for f, k in zip(batch, p.argmax(1))})
 print(json.dumps(out))
@@ -178,7 +180,8 @@ def measure(a, work: Path) -> list[dict]:
     r = timed([sys.executable, "-c", BASELINE, str(work / "faces"), str(resnet), str(n)], work)
     sub = {k: truth[k] for k in sorted(truth)[:n]}
     rows.append(dict(system="original path: ResNet50 224px, ONNX Runtime, batch 16", images=n, seconds=r["seconds"],
-                     peak_mb=r["peak_mb"], cores_busy=r["cores_busy"], accuracy=accuracy(json.loads(r["stdout"]), sub) if a.resnet50_weights else None))
+                     peak_mb=r["peak_mb"], cores_busy=r["cores_busy"],
+                     accuracy=accuracy(json.loads(r["stdout"]), sub) if a.resnet50_weights else None))
 
     if os.path.exists(a.peer_python):
         r = timed([a.peer_python, "-c", PEER, str(work / "faces"), str(n)], work)
@@ -189,7 +192,8 @@ def measure(a, work: Path) -> list[dict]:
     one.mkdir()
     (one / "face.jpg").write_bytes((work / "faces" / sorted(truth)[0]).read_bytes())
     r = timed([sys.executable, str(ROOT / "process.py"), str(one), "-q", *model_args], one)
-    rows.append(dict(system="facegender, one image from a cold start", images=1, seconds=r["seconds"], peak_mb=r["peak_mb"], accuracy=None))
+    rows.append(dict(system="facegender, one image from a cold start", images=1, seconds=r["seconds"], peak_mb=r["peak_mb"],
+                     accuracy=None))
 
     if a.memory_images:
         big = work / "big"
@@ -228,7 +232,8 @@ def main() -> None:
     for row in rows:
         row["images_per_s"] = row["images"] / row["seconds"]
         row["x_baseline"] = row["images_per_s"] / base_rate
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
     flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
     simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f in flags]
     print(f"\nmachine: {os.cpu_count()} cores, {cpu} ({', '.join(simd) or 'no AVX2'}), Python {platform.python_version()}")
@@ -242,7 +247,8 @@ def main() -> None:
               f"{row['x_baseline']:>7.1f} {row['peak_mb']:>8.0f} {acc:>9} {busy:>6}  {stages}")
     print("cores: CPU seconds of the run (every process) / its wall seconds")
     if base["accuracy"] is None:
-        print("(baseline accuracy: no ImageNet ResNet50 weights exist offline; pass --resnet50-weights; the original reported 0.9848)")
+        print("(baseline accuracy: no ImageNet ResNet50 weights exist offline; pass --resnet50-weights; "
+              "the original reported 0.9848)")
     if a.out:
         Path(a.out).write_text(json.dumps({"machine": {"cores": os.cpu_count(), "cpu": cpu}, "rows": rows}, indent=2))
 

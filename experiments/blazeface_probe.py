@@ -6,7 +6,8 @@ Google's `face_detection_short_range.tflite` (Apache-2.0) from the `mediapipe` 0
 
     pip download --no-deps mediapipe==0.10.21 -d /tmp/bf
     unzip -j /tmp/bf/mediapipe-0.10.21-*.whl 'mediapipe/modules/face_detection/face_detection_short_range.tflite' -d /tmp/bf
-    .venv-tf/bin/python -m tf2onnx.convert --tflite /tmp/bf/face_detection_short_range.tflite --opset 17 --output /tmp/bf/blazeface.onnx
+    .venv-tf/bin/python -m tf2onnx.convert --tflite /tmp/bf/face_detection_short_range.tflite \\
+        --opset 17 --output /tmp/bf/blazeface.onnx
     python -m experiments.blazeface_probe /tmp/bf/blazeface.onnx
 
 (The full-range model ships only as a sparse tflite, and tf2onnx 1.17 crashes on it.)

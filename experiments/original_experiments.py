@@ -31,7 +31,8 @@ RUNS = {  # name -> (question it answers, overrides of the original recipe)
     "MobileNetV3-small (scratch)": ("architecture", dict(model="mobilenet_v3_small")),
     "ResNet50 (scratch)": ("architecture", dict(model="resnet50")),
     "facegender recipe (AdamW, cosine, augmentation)": ("recipe", dict(model="mobilenet_v2", **{
-        "optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine", "label_smoothing": 0.1, "augment": 1.0, "batch_size": 64})),
+        "optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine", "label_smoothing": 0.1, "augment": 1.0,
+        "batch_size": 64})),
 }
 
 
@@ -97,7 +98,8 @@ def main() -> None:
         summary = train(cfg)
         results[name] = {"question": question, "config": summary["config"], "history": summary["history"],
                          "best_val_acc": summary["best_val_acc"], "best_epoch": summary["best_epoch"],
-                         "minutes": (time.time() - t) / 60, "train_images": summary["train_images"], "val_images": summary["val_images"]}
+                         "minutes": (time.time() - t) / 60, "train_images": summary["train_images"],
+                         "val_images": summary["val_images"]}
         record.write_text(json.dumps(results, indent=2))
     arch = {m: architecture_facts(m, 80, 96) for m in sorted({r["config"]["model"] for r in results.values()})}
     plot(results, out / "learning_curves.png")
@@ -109,7 +111,8 @@ def main() -> None:
              "| question | run | best val acc | at epoch | val loss there | minutes |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
         best = r["history"][r["best_epoch"] - 1]
-        lines.append(f"| {r['question']} | {name} | {r['best_val_acc']:.4f} | {r['best_epoch']} | {best['val_loss']:.4f} | {r['minutes']:.1f} |")
+        lines.append(f"| {r['question']} | {name} | {r['best_val_acc']:.4f} | {r['best_epoch']} | "
+                     f"{best['val_loss']:.4f} | {r['minutes']:.1f} |")
     lines += ["", "Architectures at 80x96 (ONNX Runtime, batch 64, this 2-core CPU):", "",
               "| architecture | parameters (M) | ONNX size (MB) | images/s |", "|---|---|---|---|"]
     lines += [f"| {m} | {f['params_m']:.2f} | {f['onnx_mb']:.1f} | {f['ort_img_s']:.0f} |" for m, f in arch.items()]

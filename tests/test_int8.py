@@ -86,5 +86,6 @@ def test_int8_leaves_only_the_stem_float():
         kept_float(model, "depthwise")
     quantized = onnx.load(str(DEFAULT_INT8))  # the shipped copy follows the rule
     made_by = {out: n.op_type for n in quantized.graph.node for out in n.output}
-    int8 = {n.name for n in quantized.graph.node if n.op_type in ("Conv", "Gemm") and made_by.get(n.input[1]) == "DequantizeLinear"}
+    int8 = {n.name for n in quantized.graph.node
+            if n.op_type in ("Conv", "Gemm") and made_by.get(n.input[1]) == "DequantizeLinear"}
     assert int8 == set(convs) - set(stems) | {n.name for n in model.graph.node if n.op_type == "Gemm"}

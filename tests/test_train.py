@@ -60,7 +60,8 @@ def test_feature_extraction_trains_only_the_head(small_manifests, tmp_path):
     trained = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
     imagenet = models.get("mobilenet_v2").build(pretrained=True).state_dict()
     assert torch.equal(trained["features.5.conv.1.0.weight"], imagenet["features.5.conv.1.0.weight"])
-    assert not torch.equal(trained["classifier.1.weight"], models.get("mobilenet_v2").build(pretrained=True).state_dict()["classifier.1.weight"])
+    assert not torch.equal(trained["classifier.1.weight"],
+                           models.get("mobilenet_v2").build(pretrained=True).state_dict()["classifier.1.weight"])
 
 
 def test_soft_targets_reduce_to_cross_entropy_with_label_smoothing():

@@ -24,7 +24,6 @@ from .schemas import ERRORS, ClassifyOut, Health, ModelOut, Ready
 from .settings import Settings
 
 
-
 def classify_body(max_files: int) -> dict:
     """The request body of /v1/classify as OpenAPI, with this server's file limit."""
     files = {"type": "array", "minItems": 1, "maxItems": max_files, "items": {"type": "string", "format": "binary"}}
@@ -109,7 +108,8 @@ def create_app(settings: Settings | None = None, classifier=None) -> FastAPI:
               tags=["classify"])
     async def classify(request: Request,
                        detect: bool = Query(False, description="ordinary photos: find every face (process --detect)"),
-                       max_faces: int | None = Query(None, ge=0, le=10_000, description="with detect: the N most prominent faces (0 = all)")):
+                       max_faces: int | None = Query(None, ge=0, le=10_000,
+                                                     description="with detect: the N most prominent faces (0 = all)")):
         """One record per file, in order, with the fields of `process --details`. A bad image is
         that file's `error`; a request bad as a whole gets a 4xx with `detail`."""
         async def answer():

@@ -64,8 +64,8 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
 
     from .. import manifest
     from ..classifier import Classifier
-    from .export import write_checksum
     from ..manifest import load_frame
+    from .export import write_checksum
 
     clf = Classifier(model_in)
     rows = calibration_rows(manifest.read(calibration_manifest), images, seed)
@@ -86,7 +86,8 @@ def quantize(model_in: str, model_out: str, calibration_manifest: str, images: i
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
                         nodes_to_exclude=kept_float(onnx.load(prepared), float_nodes))
         model = onnx.load(str(Path(tmp) / "q.onnx"))
-    meta = {**clf.meta, "int8": True, "int8_calibration": f"{len(rows)} faces from {Path(calibration_manifest).name}, even over sources",
+    meta = {**clf.meta, "int8": True,
+            "int8_calibration": f"{len(rows)} faces from {Path(calibration_manifest).name}, even over sources",
             "int8_float_nodes": {"stem": "the first convolution of each pass (the stem)", "none": "none"}[float_nodes]}
     del model.metadata_props[:]
     entry = model.metadata_props.add()

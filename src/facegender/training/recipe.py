@@ -51,7 +51,8 @@ def _average(step: dict) -> None:
 def _quantize(step: dict) -> None:
     from .quantize import quantize
 
-    quantize(step["model"], step["out"], step["calibration"], step.get("images", 512), float_nodes=step.get("float_nodes", "stem"))
+    quantize(step["model"], step["out"], step["calibration"], step.get("images", 512),
+             float_nodes=step.get("float_nodes", "stem"))
 
 
 def _evaluate(step: dict) -> None:

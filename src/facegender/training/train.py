@@ -19,12 +19,12 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from . import distributed, models
 from .. import manifest
 from ..errors import ConfigError
 from ..looks import look
-from .data import FaceDataset, balance_weights, cell_of, to_model_input
 from ..preprocess import Preprocess
+from . import distributed, models
+from .data import FaceDataset, balance_weights, cell_of, to_model_input
 
 
 @dataclass
@@ -46,7 +46,8 @@ class TrainConfig:
     schedule: str | None = None  # "constant" or "cosine" (with one warm-up epoch fraction)
     label_smoothing: float | None = None  # softens noisy labels (CelebA/UTKFace have some)
     augment: float | None = None  # augmentation strength: 0 off, 1 full (crop/scale/blur/JPEG/colour)
-    teacher: str = ""  # ONNX model, or CSV of path,p_female, whose P(female) for each training image is mixed into its target (distillation)
+    # ONNX model, or CSV of path,p_female, whose P(female) for each training image is mixed into its target (distillation)
+    teacher: str = ""
     teacher_weight: float = 0.5  # share of the teacher's probability in the target; the rest is the label
     balance: float = 0.0  # sampling weight 1/(cell size)**balance over family x sex x age band (0: natural mix, 1: equal cells)
     hide: float = 0.0  # share of training views with hair and background blurred or flattened (occlusion.hide_surroundings)
@@ -208,7 +209,8 @@ def train(cfg: TrainConfig) -> dict:
     if place.world > 1:  # each process its own share of every epoch
         if cfg.balance:
             raise ConfigError("--balance is not supported with several processes (torchrun)")
-        order = dict(sampler=DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=len(train_rows) > cfg.batch_size))
+        order = dict(sampler=DistributedSampler(train_set, shuffle=True, seed=cfg.seed,
+                                                drop_last=len(train_rows) > cfg.batch_size))
     elif cfg.balance:  # as many draws per epoch as images, weighted towards the rarer kinds of face
         weights = torch.as_tensor(balance_weights(train_rows, cfg.balance, cfg.looks), dtype=torch.double)
         order = dict(sampler=torch.utils.data.WeightedRandomSampler(weights, len(train_rows), replacement=True,
@@ -223,7 +225,8 @@ def train(cfg: TrainConfig) -> dict:
         from .recover import checkpoint_from_onnx
         recovered = checkpoint_from_onnx(cfg.weights, train_rows)
         if recovered["model_name"] != cfg.model:
-            raise ConfigError(f"{cfg.weights} is a {recovered['model_name']}, not a {cfg.model} (pass --model {recovered['model_name']})")
+            raise ConfigError(f"{cfg.weights} is a {recovered['model_name']}, not a {cfg.model} "
+                              f"(pass --model {recovered['model_name']})")
         model.load_state_dict(recovered["model"])
     elif cfg.weights:
         state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
@@ -277,7 +280,8 @@ def train(cfg: TrainConfig) -> dict:
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True, disable=not place.main)
         for x, y, target, group in bar:
-            x = to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment), cfg.grey).to(device, non_blocking=True)
+            x = to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment),
+                               cfg.grey).to(device, non_blocking=True)
             y, target = y.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=place.amp):
                 logits = model(x)
@@ -317,7 +321,8 @@ def train(cfg: TrainConfig) -> dict:
         os.replace(out / f"epoch{epoch}.pt.tmp", out / f"epoch{epoch}.pt")
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
-            torch.save({"model": kept.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss}, out / "best.pt.tmp")
+            torch.save({"model": kept.state_dict(), **meta, "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss},
+                       out / "best.pt.tmp")
             os.replace(out / "best.pt.tmp", out / "best.pt")
         torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
