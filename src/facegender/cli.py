@@ -225,13 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "first (seeded per image): how much the model leans on what it covers")
     s.set_defaults(run=_evaluate)
 
-    from .training.quantize import FLOAT_NODES  # numpy only
+    from .training.quantize import CALIBRATION_IMAGES, FLOAT_NODES  # numpy only
 
     s = sub.add_parser("quantize", help="exported model -> static int8 copy (fast on CPUs with VNNI) + .sha256")
     s.add_argument("model")
     s.add_argument("--out", required=True, help="e.g. src/facegender/weights/facegender-default.int8.onnx")
     s.add_argument("--calibration", default="manifests/train.csv", help="manifest of faces to calibrate on")
-    s.add_argument("--images", type=int, default=1024, help="calibration faces (seeded sample, even over sources)")
+    s.add_argument("--images", type=int, default=CALIBRATION_IMAGES, help="calibration faces (seeded sample, even over sources)")
     s.add_argument("--float-nodes", choices=FLOAT_NODES, default="stem",
                    help="what stays float: the first convolution (default), or nothing")
     s.set_defaults(run=_quantize)

@@ -51,8 +51,7 @@ def _average(step: dict) -> None:
 def _quantize(step: dict) -> None:
     from .quantize import quantize
 
-    quantize(step["model"], step["out"], step["calibration"], step.get("images", 512),
-             float_nodes=step.get("float_nodes", "stem"))
+    quantize(step["model"], step["out"], step["calibration"], **{k: step[k] for k in ("images", "float_nodes") if k in step})
 
 
 def _evaluate(step: dict) -> None:
