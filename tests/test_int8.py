@@ -3,6 +3,7 @@ either way by precision, and answering like the float graph it was quantized fro
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,47 @@ def test_int8_graph_runs_int8_from_one_convolution_to_the_next(tmp_path):
     made_by = {out: n.op_type for n in fused.node for out in n.output}
     assert sum(n.op_type == "QLinearConv" for n in fused.node) == 102
     assert [n.name for n in fused.node if n.op_type == "QuantizeLinear" and made_by.get(n.input[0]) == "DequantizeLinear"] == []
+
+
+@pytest.mark.parametrize("vnni, precision, int8", [(False, "auto", False), (True, "auto", True),
+                                                   (True, "float", False), (False, "int8", True)])
+def test_detector_graph_follows_the_classifiers_rule(monkeypatch, vnni, precision, int8):
+    """SCRFD's int8 copy is taken where the classifier's is (the CPU's flags faked), and the
+    run says which file and why."""
+    import facegender.classifier as classifier
+    from facegender.faces import scrfd
+    from facegender.faces.detect import FaceDetector
+    monkeypatch.setattr(classifier, "has_vnni", lambda cpuinfo=None: vnni)
+    detector = FaceDetector(precision=precision)
+    assert detector.net.path == (scrfd.INT8 if int8 else scrfd.FLOAT)
+    assert detector.loaded.startswith(detector.net.path.name) and ("VNNI" in detector.loaded) == (precision == "auto")
+    assert FaceDetector(detector="mtcnn", precision=precision).loaded.endswith("(float only)")
+
+
+def test_int8_detector_finds_the_faces_the_float_one_does():
+    """On a real group photo (InsightFace's six people) and a portrait: as many faces, boxes
+    and landmarks within 3% of the face's width, scores within 0.05."""
+    from facegender.faces.detect import FaceDetector
+
+    from .test_detect import shipped
+    group = load_rgb(shipped("insightface", "data/images/t1.jpg"))
+    portrait = load_rgb(shipped("skimage", "data/astronaut.png"))
+    for img, faces in ((group, 6), (portrait, 1)):
+        (bf, sf, mf), (bq, sq, mq) = (FaceDetector(precision=p).detect(img) for p in ("float", "int8"))
+        assert len(bf) == len(bq) == faces
+        width = (bf[:, 2] - bf[:, 0])[:, None]
+        assert np.abs(bq - bf).max(axis=1).max() < 0.03 * width.min()
+        assert (np.abs(mq - mf).max(axis=(1, 2)) < 0.03 * width[:, 0]).all()
+        assert np.abs(sq - sf).max() < 0.05
+
+
+def test_process_says_which_graphs_it_loaded_and_why(tmp_path):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for r in manifest.read(SAMPLE)[:3]:
+        load_rgb(r.path).save(photos / (Path(r.path).stem + ".jpg"))
+    r = subprocess.run([sys.executable, str(ROOT / "process.py"), str(photos), "--detect", "--precision", "int8",
+                        "-o", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1), r.stderr
+    assert "classifier: facegender-default.int8.onnx (precision=int8 was asked for)" in r.stderr
+    assert "detector: scrfd-2.5g.int8.onnx (precision=int8 was asked for)" in r.stderr

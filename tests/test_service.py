@@ -192,6 +192,7 @@ def test_model_metadata_names_the_file_that_runs(monkeypatch, vnni, precision, e
     assert m["precision"] == expected and m["file"] == shipped.name
     assert m["sha256"] == (shipped.parent / (shipped.name + ".sha256")).read_text().split()[0]
     assert ("VNNI" in m["chosen_because"]) == (precision == "auto")
+    assert m["detector"].startswith("scrfd-2.5g.int8.onnx (" if expected == "int8" else "scrfd-2.5g.onnx (")
     assert m["labels"] == ["male", "female"] and m["input_size"] == {"width": 80, "height": 96}
     assert m["validation"]["aligned_frames"]["all"]["accuracy"] > 0.9 and m["version"] and m["card"]["licence"]
     assert set(m["validation"]["aligned_frames"]) >= {"allagefaces", "utkface", "scut-fbp5500", "celeba-64x64"}

@@ -29,18 +29,20 @@ def has_vnni(cpuinfo: str | None = None) -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def choose_model(precision: str = "auto", cpuinfo: str | None = None) -> tuple[Path, str]:
+def choose_model(precision: str = "auto", cpuinfo: str | None = None, float_path: Path = DEFAULT_MODEL,
+                 int8_path: Path = DEFAULT_INT8) -> tuple[Path, str]:
     """The shipped graph for a precision, and why it was taken: "auto" takes int8 where the
-    CPU has VNNI (only there is it faster), float elsewhere."""
+    CPU has VNNI (only there is it faster), float elsewhere. The same rule picks the
+    detector's graph (faces/scrfd.py) from its own pair of files."""
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
     if precision != "auto":
-        return (DEFAULT_INT8 if precision == "int8" else DEFAULT_MODEL), f"precision={precision} was asked for"
+        return (int8_path if precision == "int8" else float_path), f"precision={precision} was asked for"
     if not has_vnni(cpuinfo):
-        return DEFAULT_MODEL, "auto: this CPU lacks VNNI, where int8 is slower than float"
-    if not DEFAULT_INT8.is_file():
-        return DEFAULT_MODEL, "auto: this CPU has VNNI but the int8 graph is not installed"
-    return DEFAULT_INT8, "auto: this CPU has VNNI (int8 dot products), where int8 is faster"
+        return float_path, "auto: this CPU lacks VNNI, where int8 is slower than float"
+    if not int8_path.is_file():
+        return float_path, "auto: this CPU has VNNI but the int8 graph is not installed"
+    return int8_path, "auto: this CPU has VNNI (int8 dot products), where int8 is faster"
 
 
 def default_model(precision: str = "auto", cpuinfo: str | None = None) -> Path:

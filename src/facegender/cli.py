@@ -45,6 +45,8 @@ def _process(a) -> int:
     if summary.failed:
         print("failures by reason: " + ", ".join(f"{k}: {v}" for k, v in summary.errors.items())
               + ("" if a.details else " (per-file messages: --details FILE)"), file=sys.stderr)
+    for role, loaded in summary.models.items():
+        print(f"{role}: {loaded}", file=sys.stderr)
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
     if opts.progress:
@@ -98,9 +100,12 @@ def _serve(a) -> int:
 
 
 def _quantize(a) -> int:
-    from .training.quantize import quantize
-
-    meta = quantize(a.model, a.out, a.calibration, a.images, float_nodes=a.float_nodes)
+    if a.detector:
+        from .training.quantize_detector import quantize_detector
+        meta = quantize_detector(a.model, a.out, a.calibration, **({"photos": a.images} if a.images else {}))
+    else:
+        from .training.quantize import quantize
+        meta = quantize(a.model, a.out, a.calibration, **({"images": a.images} if a.images else {}), float_nodes=a.float_nodes)
     print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration", "int8_float_nodes")}, indent=2))
     return 0
 
@@ -226,12 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_evaluate)
 
     from .training.quantize import CALIBRATION_IMAGES, FLOAT_NODES  # numpy only
+    from .training.quantize_detector import PHOTOS
 
     s = sub.add_parser("quantize", help="exported model -> static int8 copy (fast on CPUs with VNNI) + .sha256")
     s.add_argument("model")
     s.add_argument("--out", required=True, help="e.g. src/facegender/weights/facegender-default.int8.onnx")
     s.add_argument("--calibration", default="manifests/train.csv", help="manifest of faces to calibrate on")
-    s.add_argument("--images", type=int, default=CALIBRATION_IMAGES, help="calibration faces (seeded sample, even over sources)")
+    s.add_argument("--images", type=int, help=f"calibration faces (seeded sample, even over sources; {CALIBRATION_IMAGES}), "
+                   f"or with --detector photos built from them ({PHOTOS})")
+    s.add_argument("--detector", action="store_true", help="the model is the SCRFD detector (weights/scrfd-2.5g.onnx): "
+                   "calibrate on photos built from the manifest's faces")
     s.add_argument("--float-nodes", choices=FLOAT_NODES, default="stem",
                    help="what stays float: the first convolution (default), or nothing")
     s.set_defaults(run=_quantize)

@@ -50,4 +50,4 @@ class ProcessOptions:
             return None
         from .faces.detect import FaceDetector
         return FaceDetector(max_faces=self.max_faces, min_face=self.min_face, threads=threads,
-                            detector=self.detector, max_side=self.detector_side)
+                            detector=self.detector, max_side=self.detector_side, precision=self.precision)

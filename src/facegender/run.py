@@ -36,6 +36,13 @@ class Summary:
     notes: list = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)  # per stage, summed over workers: decode (+detect), classify, write
     interrupted: bool = False
+    models: dict = field(default_factory=dict)  # "classifier" / "detector" -> "file (why that file)"
+
+    def loaded(self, classifier, detector=None) -> None:
+        """Say which graph files the run uses and why (auto precision picks by the CPU)."""
+        self.models["classifier"] = f"{classifier.path.name} ({classifier.chosen_because})"
+        if detector is not None:
+            self.models["detector"] = detector.loaded
 
     def count(self, answer: Answer) -> None:
         """One finished input: classified (and maybe with no face found), or failed and why."""
@@ -128,4 +135,4 @@ def collect(batches: Iterable[list[tuple[str, Answer]]], files: ResultFiles, tot
 def summary_dict(s: Summary) -> dict:
     return {"inputs": s.inputs, "classified": s.classified, "resumed": s.resumed, "failed": s.failed, "no_face": s.no_face,
             "errors_by_reason": dict(s.errors), "notes": s.notes, "interrupted": s.interrupted,
-            "seconds": {k: round(v, 3) for k, v in s.seconds.items()}, "exit_code": s.exit_code}
+            "seconds": {k: round(v, 3) for k, v in s.seconds.items()}, "models": s.models, "exit_code": s.exit_code}

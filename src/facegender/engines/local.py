@@ -101,6 +101,7 @@ def process_folder(folder: str | os.PathLike, opts: ProcessOptions, classifier: 
     files = ResultFiles(opts, names, summary)
     todo = [n for n in names if n not in files.results]
     detector = opts.face_detector()
+    summary.loaded(classifier, detector)
     cores = opts.threads or (os.cpu_count() or 1)
     # at least 4 batches per worker, so no worker idles while another finishes a long batch
     size = max(1, min(opts.batch_size, -(-len(todo) // (4 * cores))))

@@ -87,6 +87,7 @@ def process_source(src: str, opts: ProcessOptions, cpus_per_actor: int = 1) -> S
     driver = Classifier(opts.model, threads=1, precision=opts.precision)
     listing = list_source(src, opts.recursive, driver.pre)
     summary = Summary(inputs=len(listing.names), notes=list(listing.notes))
+    summary.loaded(driver, opts.face_detector())
     t = time.perf_counter()
     started = connect(opts.address, opts.threads)
     summary.seconds["ray_start"] += time.perf_counter() - t

@@ -103,14 +103,20 @@ class FaceDetector:
     """Every face of a photo, the most prominent first (`prominence`), aligned for the classifier."""
 
     def __init__(self, max_faces: int = 0, min_face: float | None = None, fraction: float = 0.7, threads: int = 1,
-                 detector: str = "scrfd", max_side: int | None = None):
+                 detector: str = "scrfd", max_side: int | None = None, precision: str = "auto"):
         """detector: "scrfd" (default: faster and finds more) or "mtcnn". min_face: smallest
         face searched for, in pixels; SCRFD: of the photo (the photo is scaled so such a face
         is 12 px at the network's input, never over max_side: in a 4000x3000 photo the
         smallest face found is then ~80 px); MTCNN: of the photo scaled to <= 1024 px.
-        fraction: how much of the aligned CelebA frame the classifier sees (0.7 scored best of
-        0.6-1.0 on validation portraits). threads: ONNX Runtime threads per call (`process`
-        runs a photo per core)."""
+        fraction: how much of the aligned CelebA frame the classifier sees. 0.7 (best of
+        0.6-1.0 for stage 4) stays for stage 7: on every validation portrait
+        (`python -m benchmarks.detect_framing`, docs/detect_framing.txt) 0.75 scored CelebA
+        +0.1 points (5 of 5,132 faces) and UTKFace adults +0.85, but those portraits are
+        edge-padded, and on a real photo of a short-haired woman (test_detect's astronaut)
+        0.75 shows enough of the short hair to turn P(female) from 0.94 to 0.27 (male).
+        threads: ONNX Runtime threads per call (`process` runs a photo per core).
+        precision: SCRFD's graph, by the classifier's rule (auto: int8 where the CPU has
+        VNNI); MTCNN is float only."""
         if detector not in DETECTORS:
             raise ValueError(f"unknown detector {detector!r}: choose from {', '.join(DETECTORS)}")
         self.name = detector
@@ -118,12 +124,19 @@ class FaceDetector:
         self.max_side, self.template = max_side or SCRFD_MAX_SIDE, TEMPLATES[detector]
         if detector == "scrfd":
             from .scrfd import SCRFD
-            self.net = SCRFD(threads=threads)
+            self.net = SCRFD(threads=threads, precision=precision)
         else:
             from .mtcnn import MTCNN
             self.net = MTCNN(min_face=self.min_face, threads=threads)
         self.max_faces, self.fraction = max_faces, fraction
-        self._settings = (max_faces, min_face, fraction, threads, detector, max_side)
+        self._settings = (max_faces, min_face, fraction, threads, detector, max_side, precision)
+
+    @property
+    def loaded(self) -> str:
+        """The detector's graph file and why that one (SCRFD: float or int8; MTCNN: float)."""
+        if self.name == "scrfd":
+            return f"{self.net.path.name} ({self.net.chosen_because})"
+        return "mtcnn-pnet/rnet/onet.onnx (float only)"
 
     def __reduce__(self):  # ONNX Runtime sessions do not pickle: a worker process rebuilds them
         return FaceDetector, self._settings

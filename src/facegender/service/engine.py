@@ -29,7 +29,7 @@ class Engine:
         self.settings = settings
         self.classifier = classifier or Classifier(settings.model, threads=1, precision=settings.precision)
         self.detector = FaceDetector(threads=1, detector=settings.detector, min_face=settings.min_face,
-                                     max_side=settings.detector_side)
+                                     max_side=settings.detector_side, precision=settings.precision)
         self.metrics = metrics
         self.pool: ThreadPoolExecutor | None = None
         self.decoded_slots: asyncio.Semaphore | None = None
@@ -68,7 +68,7 @@ class Engine:
                 "input_size": {"width": self.classifier.pre.width, "height": self.classifier.pre.height},
                 "version": str(meta.get("version") or meta.get("exported") or "unknown"), "sha256": sha,
                 "file": path.name, "precision": self.classifier.precision,
-                "chosen_because": self.classifier.chosen_because,
+                "chosen_because": self.classifier.chosen_because, "detector": self.detector.loaded,
                 "architecture": meta.get("architecture"), "validation": meta.get("validation", {}), "card": meta}
 
     def _classify(self, decoded: list[Decoded], detecting: bool) -> list[dict]:

@@ -35,6 +35,7 @@ class ModelOut(BaseModel):
     file: str = Field(description="the model file's name")
     precision: str = Field(description="float or int8")
     chosen_because: str = Field(description="why this file: the precision asked for, or what auto saw in the CPU")
+    detector: str = Field(description="the face detector's graph file and why that one (the same precision rule)")
     architecture: str | None = None
     validation: dict = Field(description="validation figures embedded at export")
     card: dict = Field(description="every model-card fact embedded in the model (Classifier.meta)")

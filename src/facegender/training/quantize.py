@@ -66,47 +66,58 @@ def calibration_rows(rows, images: int, seed: int = 0):
     return picked
 
 
-def quantize(model_in: str, model_out: str, calibration_manifest: str, images: int = CALIBRATION_IMAGES, seed: int = 0,
-             float_nodes: str = "stem") -> dict:
-    """The int8 copy of `model_in`, with `float_nodes` (see above) left in float."""
+def static_int8(model_in: str, model_out: Path, inputs: list[dict], ops: list[str], exclude, meta: dict,
+                opset: int | None = None, symbolic_shapes: bool = True) -> dict:
+    """QDQ static int8 (per-channel s8 weights, u8 activations) of `model_in`, calibrated on
+    `inputs` (feeds) and written atomically to `model_out` with `meta` as its facegender
+    metadata and a .sha256. `exclude(prepared onnx model)` names the nodes left float;
+    `opset`: convert first (per-channel QDQ needs 13)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from .export import write_checksum
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.feeds = iter(inputs)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, prepared = model_in, str(Path(tmp) / "prepared.onnx")
+        if opset:
+            from onnx import version_converter
+            source = str(Path(tmp) / "opset.onnx")
+            onnx.save(version_converter.convert_version(onnx.load(model_in), opset), source)
+        quant_pre_process(source, prepared, skip_symbolic_shape=not symbolic_shapes)
+        quantize_static(prepared, str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=ops,
+                        nodes_to_exclude=exclude(onnx.load(prepared)))
+        model = onnx.load(str(Path(tmp) / "q.onnx"))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "facegender", json.dumps(meta)
+    tmp_out = model_out.with_name(model_out.name + ".tmp")
+    onnx.save(model, str(tmp_out))
+    tmp_out.replace(model_out)
+    return {**meta, "sha256": write_checksum(model_out), "bytes": model_out.stat().st_size}
+
+
+def quantize(model_in: str, model_out: str, calibration_manifest: str, images: int = CALIBRATION_IMAGES, seed: int = 0,
+             float_nodes: str = "stem") -> dict:
+    """The int8 copy of `model_in`, with `float_nodes` (see above) left in float."""
     from .. import manifest
     from ..classifier import Classifier
     from ..manifest import load_frame
-    from .export import write_checksum
 
     clf = Classifier(model_in)
     rows = calibration_rows(manifest.read(calibration_manifest), images, seed)
     faces = np.stack([clf.pre.fit(load_frame(r), random.Random(i).uniform(r.min_crop, 1.0), x_stretch=r.x_stretch)
                       for i, r in enumerate(rows)])
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{clf.input_name: clf.pre.normalize(faces[i:i + 32])} for i in range(0, len(faces), 32)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = str(Path(tmp) / "prepared.onnx")
-        quant_pre_process(model_in, prepared)
-        quantize_static(prepared, str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
-                        nodes_to_exclude=kept_float(onnx.load(prepared), float_nodes))
-        model = onnx.load(str(Path(tmp) / "q.onnx"))
+    feeds = [{clf.input_name: clf.pre.normalize(faces[i:i + 32])} for i in range(0, len(faces), 32)]
     meta = {**clf.meta, "int8": True,
             "int8_calibration": f"{len(rows)} faces from {Path(calibration_manifest).name}, even over sources",
             "int8_float_nodes": {"stem": "the first convolution of each pass (the stem)", "none": "none"}[float_nodes]}
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "facegender", json.dumps(meta)
-    out = Path(model_out)
-    tmp_out = out.with_name(out.name + ".tmp")
-    onnx.save(model, str(tmp_out))
-    tmp_out.replace(out)
-    meta["sha256"] = write_checksum(out)
-    meta["bytes"] = out.stat().st_size
-    return meta
+    return static_int8(model_in, Path(model_out), feeds, QUANTIZED_OPS, lambda m: kept_float(m, float_nodes), meta)

@@ -49,6 +49,11 @@ def _average(step: dict) -> None:
 
 
 def _quantize(step: dict) -> None:
+    if step.get("detector"):
+        from .quantize_detector import quantize_detector
+        photos = {"photos": step["images"]} if "images" in step else {}
+        quantize_detector(step["model"], step["out"], step["calibration"], **photos)
+        return
     from .quantize import quantize
 
     quantize(step["model"], step["out"], step["calibration"], **{k: step[k] for k in ("images", "float_nodes") if k in step})
@@ -87,7 +92,7 @@ SETTINGS = {  # what each verb reads; a step with anything else is a typo, refus
     "prepare": {"roots", "out", "val_ratio", "seed", "keep_split", "audit"},
     "average": {"checkpoints", "out"},
     "export": {"checkpoint", "out", "card", "mirror_margin", "half_weights", "calibrate"},
-    "quantize": {"model", "out", "calibration", "images", "float_nodes"},
+    "quantize": {"model", "out", "calibration", "images", "float_nodes", "detector"},
     "evaluate": {"data", "model", "crop", "out", "limit", "occlude"},
     "command": {"run", "creates"},
 }
