@@ -41,7 +41,7 @@ def main() -> None:
         p_female = {}
         for path in a.models:
             clf = Classifier(path)
-            faces = [model_inputs(p, clf.pre)[0][0] for p in paths]  # process's decode + cut, per model size
+            faces = [model_inputs(p, clf.pre)[0][0][0] for p in paths]  # process's decode + cut (one view), per model size
             p_female[Path(path).stem] = np.concatenate([clf.predict(np.stack(faces[s:s + 256]))[:, 1]
                                                         for s in range(0, len(faces), 256)])
     print(f"{'crop width px':>14} {'crops':>6} " + " ".join(f"{n:>20}" for n in p_female))

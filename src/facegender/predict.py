@@ -19,7 +19,7 @@ from .record import Answer, FaceAnswer
 @dataclass
 class Decoded:
     """One input after decode (+ detect + align): the model inputs, or the reason it failed."""
-    arrays: list = field(default_factory=list)  # uint8 HxWx3 model inputs (one per face)
+    arrays: list = field(default_factory=list)  # per face, its views: uint8 V x H x W x 3 model inputs
     faces: list | None = None  # detect mode: detect.Face per array; crop mode: None
     image: object = None  # the decoded photo, kept only when asked (annotation)
     error: dict | None = None  # {"error": reason, "message": ...}
@@ -29,13 +29,14 @@ class Decoded:
 def model_inputs(source, pre, detector=None):
     """Decode one input and cut what the classifier takes: (arrays, faces, image).
 
-    Without a detector the image is one face crop (faces is None); with one, every face
-    found, aligned (arrays may be empty). Raises ImageError for a bad input.
+    Without a detector the image is one face crop, one view (faces is None); with one, every
+    face found, aligned, in the detector's views (arrays may be empty). Raises ImageError
+    for a bad input.
     """
     if detector is None:
         side = max(pre.width, pre.height)
         img = load_rgb(source, min_size=(side, side))
-        return [pre.fit(img)], None, img
+        return [pre.fit(img)[None]], None, img
     faces, img = detector.find(source, pre)  # decodes a big photo only as large as detection and the faces need
     return [f.pixels for f in faces], faces, img
 
@@ -57,11 +58,14 @@ def decode(source, pre, detector=None, keep_image: bool = False) -> Decoded:
 def classify(decoded: list[Decoded], classifier, detecting: bool) -> list[Answer]:
     """All faces of `decoded` in one model call -> one Answer each (a failed input's is its error).
 
-    Detected faces are averaged with their mirror image (+0.4 points on validation portraits
-    for a plain model; one exported with a mirror margin does it itself for unsure faces).
+    A face's views are averaged (detect mode: faces/detect.py VIEWS). Detected faces are also
+    averaged with their mirror image (+0.4 points on validation portraits for a plain model;
+    one exported with a mirror margin does it itself for unsure faces).
     """
-    arrays = [a for d in decoded for a in d.arrays]
-    probs = classifier.predict(np.stack(arrays), flip=detecting) if arrays else np.zeros((0, 2), np.float32)
+    faces = [a for d in decoded for a in d.arrays]
+    probs = classifier.predict(np.concatenate(faces), flip=detecting) if faces else np.zeros((0, 2), np.float32)
+    if faces:
+        probs = np.stack([p.mean(0) for p in np.split(probs, np.cumsum([len(a) for a in faces])[:-1])])
     out, k = [], 0
     for d in decoded:
         if d.error:

@@ -27,6 +27,15 @@ FRAME_LANDMARKS = TEMPLATES["mtcnn"]
 DETECTORS = ("scrfd", "mtcnn")
 DETECT_MAX_SIDE = 1024  # MTCNN runs on a copy no larger than this (pixels); faces are cut from the original
 MIN_FACE = {"scrfd": 24, "mtcnn": 40}  # default smallest face searched for (see FaceDetector)
+# How much of the aligned CelebA frame the classifier sees of a detected face: two views, their
+# answers averaged. On every validation portrait (`python -m benchmarks.detect_framing`,
+# docs/detect_framing.txt; stage 7, float / int8) the single 0.7 view of before scored
+# balanced CelebA 0.9733 / 0.9727, UTKFace adults 0.9592 / 0.9577, MTFL 0.9257 / 0.9286;
+# 0.6 + 0.8 scored 0.9750 / 0.9748, 0.9744 / 0.9679, 0.9307 / 0.9303, the only pair better
+# in all six. One view alone is fragile on short-haired women: test_detect's astronaut reads
+# 0.975 at 0.6, 0.93 at 0.7, 0.25 at 0.75, 0.63 at 0.8. Measured with SCRFD's landmarks;
+# MTCNN (its own template) keeps the one view it was tuned with.
+VIEWS = {"scrfd": (0.6, 0.8), "mtcnn": (0.7,)}
 SCRFD_MAX_SIDE = 640  # longest side of SCRFD's input: a 12-megapixel photo costs what a 640x480 one does
 FINER = 2.0  # SCRFD: a photo with no face found is searched once more at this many times the scale, where the cap
 # allows. It found 4 of the 6 portraits missed among 1,400 (all missed outright) at 256 px; a face-free photo
@@ -42,7 +51,7 @@ class Face:
     box: np.ndarray  # x1, y1, x2, y2 in photo pixels
     landmarks: np.ndarray  # 5x2: eyes, nose, mouth corners
     score: float  # detector confidence
-    pixels: np.ndarray  # aligned model input, uint8 HxWx3
+    pixels: np.ndarray  # aligned model inputs, one per view (VIEWS): uint8 V x H x W x 3
 
     def describe(self) -> dict:
         return {"box": [round(float(v), 1) for v in self.box], "landmarks": np.round(self.landmarks, 1).tolist(),
@@ -102,21 +111,16 @@ def prominence(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 class FaceDetector:
     """Every face of a photo, the most prominent first (`prominence`), aligned for the classifier."""
 
-    def __init__(self, max_faces: int = 0, min_face: float | None = None, fraction: float = 0.7, threads: int = 1,
+    def __init__(self, max_faces: int = 0, min_face: float | None = None, views: tuple = None, threads: int = 1,
                  detector: str = "scrfd", max_side: int | None = None, precision: str = "auto"):
         """detector: "scrfd" (default: faster and finds more) or "mtcnn". min_face: smallest
         face searched for, in pixels; SCRFD: of the photo (the photo is scaled so such a face
         is 12 px at the network's input, never over max_side: in a 4000x3000 photo the
         smallest face found is then ~80 px); MTCNN: of the photo scaled to <= 1024 px.
-        fraction: how much of the aligned CelebA frame the classifier sees. 0.7 (best of
-        0.6-1.0 for stage 4) stays for stage 7: on every validation portrait
-        (`python -m benchmarks.detect_framing`, docs/detect_framing.txt) 0.75 scored CelebA
-        +0.1 points (5 of 5,132 faces) and UTKFace adults +0.85, but those portraits are
-        edge-padded, and on a real photo of a short-haired woman (test_detect's astronaut)
-        0.75 shows enough of the short hair to turn P(female) from 0.94 to 0.27 (male).
-        threads: ONNX Runtime threads per call (`process` runs a photo per core).
-        precision: SCRFD's graph, by the classifier's rule (auto: int8 where the CPU has
-        VNNI); MTCNN is float only."""
+        views: the fractions of the aligned CelebA frame the classifier sees each face at; its
+        answers are averaged (default: the detector's VIEWS). threads: ONNX Runtime threads per call
+        (`process` runs a photo per core). precision: SCRFD's graph, by the classifier's rule
+        (auto: int8 where the CPU has VNNI); MTCNN is float only."""
         if detector not in DETECTORS:
             raise ValueError(f"unknown detector {detector!r}: choose from {', '.join(DETECTORS)}")
         self.name = detector
@@ -128,8 +132,8 @@ class FaceDetector:
         else:
             from .mtcnn import MTCNN
             self.net = MTCNN(min_face=self.min_face, threads=threads)
-        self.max_faces, self.fraction = max_faces, fraction
-        self._settings = (max_faces, min_face, fraction, threads, detector, max_side, precision)
+        self.max_faces, self.views = max_faces, tuple(views or VIEWS[detector])
+        self._settings = (max_faces, min_face, views, threads, detector, max_side, precision)
 
     @property
     def loaded(self) -> str:
@@ -172,7 +176,7 @@ class FaceDetector:
         return boxes[order], scores[order], marks[order]
 
     def _cut(self, img: Image.Image, boxes, scores, marks, pre: Preprocess, scale: float = 1.0) -> list[Face]:
-        return [Face(b * scale, m * scale, s, align(img, m, pre, self.fraction, self.template))
+        return [Face(b * scale, m * scale, s, np.stack([align(img, m, pre, v, self.template) for v in self.views]))
                 for b, s, m in zip(boxes, scores, marks)]
 
     def find(self, source, pre: Preprocess) -> tuple[list[Face], Image.Image]:
@@ -194,7 +198,7 @@ class FaceDetector:
                     img, scale = load_scaled(source, (side, side))
                 boxes, scores, marks = self.detect(img, self.min_face / FINER / scale)
         if len(boxes) and scale > 1:
-            step = min(photo_step(m, pre, self.fraction, self.template) for m in marks) * scale  # in full-photo pixels
+            step = min(photo_step(m, pre, min(self.views), self.template) for m in marks) * scale  # full-photo pixels
             if step / scale < SHARP_STEP:
                 full = scale * max(img.size)
                 sharp, sharp_scale = load_scaled(source, (max(1, round(full / max(1.0, step / SHARP_STEP))),) * 2)
