@@ -151,3 +151,14 @@ def test_process_says_which_graphs_it_loaded_and_why(tmp_path):
     assert r.returncode in (0, 1), r.stderr
     assert "classifier: facegender-default.int8.onnx (precision=int8 was asked for)" in r.stderr
     assert "detector: scrfd-2.5g.int8.onnx (precision=int8 was asked for)" in r.stderr
+
+
+def test_batches_run_in_cache_sized_chunks_with_the_same_answers(faces):
+    """One thread: 16 faces per ONNX Runtime call (classifier.CHUNK); the answers do not
+    depend on how a batch is cut."""
+    for precision in ("float", "int8"):
+        clf = Classifier(precision=precision, threads=1)
+        assert clf.chunk == 16 and Classifier(precision=precision, threads=2).chunk == 32
+        chunked = clf.predict(faces[:50])
+        clf.chunk = 50
+        assert np.abs(clf.predict(faces[:50]) - chunked).max() < 1e-5

@@ -15,6 +15,12 @@ from .preprocess import Preprocess
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "facegender-default.onnx"
 DEFAULT_INT8 = DEFAULT_MODEL.with_name("facegender-default.int8.onnx")  # made by `facegender quantize`
 PRECISIONS = ("auto", "float", "int8")
+# Faces per ONNX Runtime call, by intra-op threads: the activations of a small batch stay in the
+# core's cache. Shipped model, 2,048 validation faces, AMD EPYC Zen 5, faces/s at batch
+# 8 / 16 / 32 / 64: 1 thread float 1,328 / 1,351 / 1,226 / 1,045, int8 3,049 / 3,020 / 2,905 /
+# 2,576; 2 threads float 1,962 / 2,177 / 2,274 / 2,081, int8 3,980 / 4,642 / 4,679 / 4,570.
+CHUNK = {1: 16}  # threads -> faces per call; any other thread count: CHUNK_MANY
+CHUNK_MANY = 32
 
 
 def has_vnni(cpuinfo: str | None = None) -> bool:
@@ -62,6 +68,7 @@ class Classifier:
             self.path, self.chosen_because = choose_model(precision)
         shipped = self.path.resolve() in (DEFAULT_MODEL.resolve(), DEFAULT_INT8.resolve())
         self.session = runtime.session(self.path, threads, required=shipped)
+        self.chunk = CHUNK.get(self.session.get_session_options().intra_op_num_threads, CHUNK_MANY)
         try:
             meta = json.loads(self.session.get_modelmeta().custom_metadata_map["facegender"])
         except KeyError:
@@ -79,7 +86,12 @@ class Classifier:
         which gives the same accuracy, so `flip` adds nothing to it."""
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        probs = self.session.run(None, {self.input_name: self.pre.normalize(faces)})[0]
+        probs = self._run(faces)
         if flip and not self.mirrors_unsure:
-            probs = (probs + self.session.run(None, {self.input_name: self.pre.normalize(faces[:, :, ::-1])})[0]) / 2
+            probs = (probs + self._run(faces[:, :, ::-1])) / 2
         return probs
+
+    def _run(self, faces: np.ndarray) -> np.ndarray:
+        """The model on `faces`, `self.chunk` at a time (see CHUNK)."""
+        return np.concatenate([self.session.run(None, {self.input_name: self.pre.normalize(faces[i:i + self.chunk])})[0]
+                               for i in range(0, len(faces), self.chunk)])
