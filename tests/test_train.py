@@ -264,3 +264,23 @@ def test_training_with_wild_views_and_group_dro_logs_the_group_weights(small_man
                                 batch_size=32, workers=0, limit=64, augment=0.5, wild=0.5, dro=0.01))
     weights = summary["history"][0]["dro_weights"]
     assert len(weights) >= 2 and abs(sum(weights.values()) - 1) < 0.01
+
+
+def test_consistency_trains_on_two_views_of_each_face(small_manifests, tmp_path):
+    """--consistency: each face comes as two independently augmented views, and the loss adds
+    the symmetric KL between their answers (zero only when the answers agree)."""
+    from facegender import manifest
+    from facegender.preprocess import Preprocess
+    from facegender.training.data import FaceDataset
+    from facegender.training.train import symmetric_kl
+
+    rows = manifest.read(small_manifests / "train.csv")[:4]
+    x, label, _, _ = FaceDataset(rows, Preprocess(), augment=0.7, pairs=True)[0]
+    assert x.shape == (2, 3, 96, 80) and x.dtype == torch.uint8 and not torch.equal(x[0], x[1])
+    a = torch.tensor([[2.0, -1.0], [0.0, 0.5]])
+    assert symmetric_kl(a, a).item() == pytest.approx(0, abs=1e-7) and symmetric_kl(a, a.flip(1)).item() > 0.1
+    summary = train(TrainConfig(model="mobilenet_v2", train_manifest=str(small_manifests / "train.csv"),
+                                val_manifest=str(small_manifests / "val.csv"), out_dir=str(tmp_path), epochs=1,
+                                batch_size=8, limit=32, augment=0.5, consistency=1.0, workers=0))
+    assert len(summary["history"]) == 1 and 0 < summary["history"][0]["train_loss"] < 5
+    assert json.loads((tmp_path / "config.json").read_text())["consistency"] == 1.0

@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("patience", int), ("workers", int), ("width", int), ("height", int), ("augment", float),
                        ("teacher", str), ("teacher_weight", float), ("ema", float), ("device", str),
                        ("balance", float), ("hide", float), ("grey", float), ("occlude", float),
-                       ("wild", float), ("dro", float)]:
+                       ("wild", float), ("dro", float), ("consistency", float)]:
         s.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     s.set_defaults(run=_train)
 

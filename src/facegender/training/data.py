@@ -97,12 +97,13 @@ class FaceDataset(Dataset):
     """Items are (uint8 3xHxW tensor, label, target P(female), group): augmented views when
     `augment` > 0 (its strength), else the centre crop of fraction `crop`. The target is
     the label unless `targets` (e.g. a teacher's soft answers) are given; the group is the
-    row's index in `groups` (train's worst-group objective), 0 without them."""
+    row's index in `groups` (train's worst-group objective), 0 without them. `pairs`: two
+    views of the face, independently augmented, as one 2x3xHxW tensor (train's consistency)."""
 
     def __init__(self, rows: list[Row], pre: Preprocess, augment: float = 0.0, crop: float = 1.0, targets=None,
-                 hide: float = 0.0, occlude: float = 0.0, wild: float = 0.0, groups=None):
+                 hide: float = 0.0, occlude: float = 0.0, wild: float = 0.0, groups=None, pairs: bool = False):
         self.rows, self.pre, self.augment, self.crop, self.targets = rows, pre, augment, crop, targets
-        self.hide, self.occlude, self.wild, self.groups = hide, occlude, wild, groups
+        self.hide, self.occlude, self.wild, self.groups, self.pairs = hide, occlude, wild, groups, pairs
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -110,13 +111,16 @@ class FaceDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         img = load_frame(row)
-        if self.augment:
-            arr = augment(img, row, self.pre, self.augment, self.hide, self.occlude, self.wild)
-        else:
-            arr = self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
+        views = [self._view(img, row) for _ in range(2 if self.pairs else 1)]
+        x = torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2)
         target = float(row.label if self.targets is None else self.targets[i])
         group = 0 if self.groups is None else int(self.groups[i])
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1), row.label, target, group
+        return (x if self.pairs else x[0]), row.label, target, group
+
+    def _view(self, img, row: Row) -> np.ndarray:
+        if self.augment:
+            return augment(img, row, self.pre, self.augment, self.hide, self.occlude, self.wild)
+        return self.pre.fit(img, self.crop, x_stretch=row.x_stretch)
 
 
 def _band(age: str) -> str:  # coarser than evaluate's bands: fewer, larger cells (as stage 4b ran)

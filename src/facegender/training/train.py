@@ -55,6 +55,9 @@ class TrainConfig:
     grey: float = 0.05  # share (x augment) of training views made grey
     wild: float = 0.0  # share of training views degraded as snapshots are: shake, dark and noisy, colour cast, heavy JPEG
     dro: float = 0.0  # step size of group DRO over family x sex (0: off): the loss leans towards the group doing worst
+    # weight of a symmetric KL between the answers to two augmented views of each face (0: off), so the
+    # answer does not move with framing, covers or light; a step then takes 2 x batch_size views
+    consistency: float = 0.0
     looks: bool = False  # balance and group DRO also over CelebA's looks (facegender.looks: make-up, hat, glasses, age)
     ema: float = 0.0  # per-step decay of an average of the weights (0: off); validation and checkpoints use the average
     width: int | None = None  # input width, pixels (None: the architecture's)
@@ -113,6 +116,12 @@ def soft_cross_entropy(logits: torch.Tensor, p_female: torch.Tensor, smoothing: 
     target = torch.stack([1 - p, p], dim=1)
     losses = -(target * torch.log_softmax(logits, dim=1)).sum(1)
     return losses.mean() if reduce else losses
+
+
+def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean of KL(p_a || p_b) and KL(p_b || p_a) over the batch: 0 when two views get one answer."""
+    la, lb = torch.log_softmax(a, dim=1), torch.log_softmax(b, dim=1)
+    return ((la.exp() - lb.exp()) * (la - lb)).sum(1).mean() / 2
 
 
 class GroupDRO:
@@ -204,7 +213,7 @@ def train(cfg: TrainConfig) -> dict:
         names = sorted(set(cells))
         dro, groups = GroupDRO(names, cfg.dro), np.array([names.index(c) for c in cells])
     train_set = FaceDataset(train_rows, pre, augment=float(cfg.augment), targets=targets, hide=cfg.hide,
-                            occlude=cfg.occlude, wild=cfg.wild, groups=groups)
+                            occlude=cfg.occlude, wild=cfg.wild, groups=groups, pairs=cfg.consistency > 0)
     order = dict(shuffle=True)
     if place.world > 1:  # each process its own share of every epoch
         if cfg.balance:
@@ -280,6 +289,8 @@ def train(cfg: TrainConfig) -> dict:
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", dynamic_ncols=True, disable=not place.main)
         for x, y, target, group in bar:
+            if cfg.consistency:  # pairs of views: one batch of 2 x B, each face's two views side by side
+                x, y, target, group = x.flatten(0, 1), *(v.repeat_interleave(2) for v in (y, target, group))
             x = to_model_input(x, pre, jitter if cfg.augment else None, float(cfg.augment),
                                cfg.grey).to(device, non_blocking=True)
             y, target = y.to(device, non_blocking=True), target.to(device, non_blocking=True)
@@ -289,6 +300,8 @@ def train(cfg: TrainConfig) -> dict:
                 loss = soft_cross_entropy(logits.float(), target, cfg.label_smoothing)
             else:
                 loss = dro.loss(soft_cross_entropy(logits.float(), target, cfg.label_smoothing, reduce=False), group.to(device))
+            if cfg.consistency:
+                loss = loss + cfg.consistency * symmetric_kl(logits.float()[0::2], logits.float()[1::2])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
