@@ -154,7 +154,7 @@ def test_process_says_which_graphs_it_loaded_and_why(tmp_path):
 
 
 def test_batches_run_in_cache_sized_chunks_with_the_same_answers(faces):
-    """One thread: 16 faces per ONNX Runtime call (classifier.CHUNK); the answers do not
+    """One thread: 16 faces per ONNX Runtime call (classifier.CHUNK_ONE_THREAD); the answers do not
     depend on how a batch is cut."""
     for precision in ("float", "int8"):
         clf = Classifier(precision=precision, threads=1)

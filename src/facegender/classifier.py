@@ -19,8 +19,7 @@ PRECISIONS = ("auto", "float", "int8")
 # core's cache. Shipped model, 2,048 validation faces, AMD EPYC Zen 5, faces/s at batch
 # 8 / 16 / 32 / 64: 1 thread float 1,328 / 1,351 / 1,226 / 1,045, int8 3,049 / 3,020 / 2,905 /
 # 2,576; 2 threads float 1,962 / 2,177 / 2,274 / 2,081, int8 3,980 / 4,642 / 4,679 / 4,570.
-CHUNK = {1: 16}  # threads -> faces per call; any other thread count: CHUNK_MANY
-CHUNK_MANY = 32
+CHUNK_ONE_THREAD, CHUNK = 16, 32  # faces per call on one thread, on more
 
 
 def has_vnni(cpuinfo: str | None = None) -> bool:
@@ -68,7 +67,7 @@ class Classifier:
             self.path, self.chosen_because = choose_model(precision)
         shipped = self.path.resolve() in (DEFAULT_MODEL.resolve(), DEFAULT_INT8.resolve())
         self.session = runtime.session(self.path, threads, required=shipped)
-        self.chunk = CHUNK.get(self.session.get_session_options().intra_op_num_threads, CHUNK_MANY)
+        self.chunk = CHUNK_ONE_THREAD if self.session.get_session_options().intra_op_num_threads == 1 else CHUNK
         try:
             meta = json.loads(self.session.get_modelmeta().custom_metadata_map["facegender"])
         except KeyError:

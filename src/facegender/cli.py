@@ -100,12 +100,13 @@ def _serve(a) -> int:
 
 
 def _quantize(a) -> int:
+    images = {"images": a.images} if a.images else {}  # else each quantizer's own default
     if a.detector:
         from .training.quantize_detector import quantize_detector
-        meta = quantize_detector(a.model, a.out, a.calibration, **({"photos": a.images} if a.images else {}))
+        meta = quantize_detector(a.model, a.out, a.calibration, **images)
     else:
         from .training.quantize import quantize
-        meta = quantize(a.model, a.out, a.calibration, **({"images": a.images} if a.images else {}), float_nodes=a.float_nodes)
+        meta = quantize(a.model, a.out, a.calibration, **images, float_nodes=a.float_nodes)
     print(json.dumps({k: meta[k] for k in ("sha256", "bytes", "int8_calibration", "int8_float_nodes")}, indent=2))
     return 0
 

@@ -29,6 +29,22 @@ def input_size(width: int, height: int, min_face: float, max_side: int) -> tuple
     return r, -(-w // 32) * 32, -(-h // 32) * 32
 
 
+def network_input(img: Image.Image, min_face: float, max_side: int) -> tuple[np.ndarray, int, int]:
+    """The photo as SCRFD takes it (uint8 HxWx3, sides multiples of 32): scaled by input_size,
+    padded right and below as SCRFD was trained; and the scaled photo's width and height."""
+    r, iw, ih = input_size(img.width, img.height, min_face, max_side)
+    w, h = max(1, round(img.width * r)), max(1, round(img.height * r))
+    small = img if (w, h) == img.size else img.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
+    pixels = np.zeros((ih, iw, 3), np.uint8)
+    pixels[:h, :w] = np.asarray(small)
+    return pixels, w, h
+
+
+def blob(pixels: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> SCRFD's normalised 1x3xHxW float input."""
+    return ((pixels.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]
+
+
 class SCRFD:
     """`detect(img, min_face, max_side) -> (boxes Nx4, scores N, landmarks Nx5x2)` in the
     image's pixel coordinates, best score first."""
@@ -47,8 +63,7 @@ class SCRFD:
     def run(self, pixels: np.ndarray):
         """Raw detections of one uint8 HxWx3 input (H, W multiples of 32), input coordinates."""
         h, w = pixels.shape[:2]
-        blob = ((pixels.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]
-        outs = self.session.run(None, {self.input_name: blob})
+        outs = self.session.run(None, {self.input_name: blob(pixels)})
         boxes, scores, marks = [], [], []
         for k, stride in enumerate(STRIDES):
             score = outs[k].reshape(-1)
@@ -68,11 +83,7 @@ class SCRFD:
         return boxes[pick], scores[pick], marks[pick]
 
     def detect(self, img: Image.Image, min_face: float, max_side: int):
-        r, iw, ih = input_size(img.width, img.height, min_face, max_side)
-        w, h = max(1, round(img.width * r)), max(1, round(img.height * r))
-        small = img if (w, h) == img.size else img.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
-        pixels = np.zeros((ih, iw, 3), np.uint8)  # padded right and below, as SCRFD was trained
-        pixels[:h, :w] = np.asarray(small)
+        pixels, w, h = network_input(img, min_face, max_side)
         boxes, scores, marks = self.run(pixels)
         sx, sy = img.width / w, img.height / h
         return boxes * [sx, sy, sx, sy], scores, marks * [sx, sy]

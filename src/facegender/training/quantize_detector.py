@@ -9,17 +9,16 @@ first (per-channel QDQ needs it; the float file is opset 11).
 Calibration photos, one per training face (seeded, even over sources): the face's frame at
 a random scale pasted at a random place on another training image enlarged to the canvas
 (250x250, 640x480 or 1280x960: faces small and large, skin, hair and clutter behind them), then
-scaled to the input `process --detect` gives such a photo (faces/scrfd.py input_size).
+scaled to the input `process --detect` gives such a photo (faces/scrfd.py network_input).
 """
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-PHOTOS = 256  # calibration photos
+PHOTOS = 256  # calibration photos (`images`, as quantize's)
 CANVASES = ((250, 250), (640, 480), (1280, 960))
 QUANTIZED_OPS = ["Conv", "Relu", "Add"]
 
@@ -34,28 +33,24 @@ def calibration_photo(face: Image.Image, background: Image.Image, rng: random.Ra
     return photo
 
 
-def quantize_detector(model_in: str, model_out: str, calibration_manifest: str, photos: int = PHOTOS,
+def quantize_detector(model_in: str, model_out: str, calibration_manifest: str, images: int = PHOTOS,
                       seed: int = 0) -> dict:
     """The int8 copy of the SCRFD graph `model_in` (see above)."""
     import onnx
 
     from .. import manifest
     from ..faces.detect import MIN_FACE, SCRFD_MAX_SIDE
-    from ..faces.scrfd import input_size
+    from ..faces.scrfd import blob, network_input
     from ..images import load_rgb
     from .quantize import calibration_rows, static_int8
 
     input_name = onnx.load(model_in).graph.input[0].name
-    rows = calibration_rows(manifest.read(calibration_manifest), 2 * photos, seed)
+    rows = calibration_rows(manifest.read(calibration_manifest), 2 * images, seed)
     rng = random.Random(seed)
     feeds = []
     for face_row, back_row in zip(rows[0::2], rows[1::2]):
         photo = calibration_photo(load_rgb(face_row.path), load_rgb(back_row.path), rng)
-        r, iw, ih = input_size(photo.width, photo.height, MIN_FACE["scrfd"], SCRFD_MAX_SIDE)
-        small = photo.resize((max(1, round(photo.width * r)), max(1, round(photo.height * r))), Image.BILINEAR)
-        pixels = np.zeros((ih, iw, 3), np.uint8)
-        pixels[:small.height, :small.width] = np.asarray(small)
-        feeds.append({input_name: ((pixels.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]})
+        feeds.append({input_name: blob(network_input(photo, MIN_FACE["scrfd"], SCRFD_MAX_SIDE)[0])})
 
     def stem(model) -> list[str]:
         return [next(n.name for n in model.graph.node if n.op_type == "Conv")]

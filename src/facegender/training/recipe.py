@@ -51,8 +51,7 @@ def _average(step: dict) -> None:
 def _quantize(step: dict) -> None:
     if step.get("detector"):
         from .quantize_detector import quantize_detector
-        photos = {"photos": step["images"]} if "images" in step else {}
-        quantize_detector(step["model"], step["out"], step["calibration"], **photos)
+        quantize_detector(step["model"], step["out"], step["calibration"], **{k: step[k] for k in ("images",) if k in step})
         return
     from .quantize import quantize
 
